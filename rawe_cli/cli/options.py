@@ -1,0 +1,60 @@
+"""Shared option declarations (Annotated aliases) and settings assembly for the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML settings file; flags override it.",
+                 envvar="RAWE_CONFIG", show_default=False),
+]
+PersonalitiesOpt = Annotated[
+    Path | None,
+    typer.Option("--personalities", "-p", help="YAML personalities file (default: shipped).",
+                 show_default=False),
+]
+AgentsOpt = Annotated[
+    int, typer.Option("--agents", "-n", help="Number of agents; past the file's end, "
+                      "personalities repeat as numbered variants.")
+]
+SchemeOpt = Annotated[
+    str | None,
+    typer.Option("--scheme", help="Weighting: majority, winrate, hedge or regime "
+                 "[settings default: winrate].", show_default=False),
+]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed of the synthetic world.",
+                                             show_default=False)]
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Absolute consensus threshold [settings default: 3.0].",
+                 show_default=False),
+]
+ThresholdShareOpt = Annotated[
+    float | None,
+    typer.Option("--threshold-share", help="Relative threshold: share of all registered "
+                 "agents' weight (0-1]; overrides --threshold.", show_default=False),
+]
+WindowOpt = Annotated[
+    float | None,
+    typer.Option("--window", help="Window of a vote, seconds of event time [default: 10].",
+                 show_default=False),
+]
+RedisUrlOpt = Annotated[
+    str | None,
+    typer.Option("--redis-url", help="Redis URL.", envvar="RAWE_REDIS_URL",
+                 show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
+NoDashboardOpt = Annotated[
+    bool, typer.Option("--no-dashboard", help="Plain log lines instead of the live view.")
+]
+
+
+def settings_from(config: Path | None, **overrides: object):  # -> Settings
+    from rawe_cli.config import load_settings
+
+    return load_settings(config).with_overrides(**overrides)

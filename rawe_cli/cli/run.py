@@ -1,0 +1,104 @@
+"""`rawe run`: the whole collective in one process."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rawe_cli.cli.options import (
+    AgentsOpt,
+    ConfigOpt,
+    JsonOpt,
+    NoDashboardOpt,
+    PersonalitiesOpt,
+    SchemeOpt,
+    SeedOpt,
+    ThresholdOpt,
+    ThresholdShareOpt,
+    WindowOpt,
+    settings_from,
+)
+from rawe_cli.errors import RaweError
+
+
+def run(
+    agents: AgentsOpt = 5,
+    personalities: PersonalitiesOpt = None,
+    config: ConfigOpt = None,
+    scheme: SchemeOpt = None,
+    seed: SeedOpt = None,
+    threshold: ThresholdOpt = None,
+    threshold_share: ThresholdShareOpt = None,
+    window: WindowOpt = None,
+    ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks.",
+                                              show_default=False)] = None,
+    duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS of "
+                                                   "wall time.", show_default=False)] = None,
+    fast: Annotated[bool, typer.Option("--fast", help="Simulated time, as fast as it can.")
+                    ] = False,
+    speed: Annotated[float, typer.Option("--speed", help="Without --fast: event seconds per "
+                                         "wall second.")] = 25.0,
+    redis_url: Annotated[str | None, typer.Option(
+        "--redis-url", help="Use a real Redis instead of the embedded one (state carries on "
+        "from what it holds).", show_default=False)] = None,
+    no_dashboard: NoDashboardOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Run world, narrative engine, agents, consensus, broker and portfolio in one process.
+
+    Without --ticks or --duration it runs until Ctrl-C. The bus is an embedded fakeredis
+    unless --redis-url is given.
+    """
+    import asyncio
+    import json
+    import sys
+
+    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.runtime import RunOptions, run_embedded
+
+    if ticks is not None and ticks < 1:
+        raise RaweError("--ticks must be at least 1")
+    if duration is not None and duration <= 0:
+        raise RaweError("--duration must be > 0")
+    if speed <= 0:
+        raise RaweError("--speed must be > 0")
+    settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
+                             threshold_share=threshold_share, window=window)
+    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    opts = RunOptions(settings=settings, personalities=chosen, ticks=ticks, duration=duration,
+                      fast=fast, speed=speed, redis_url=redis_url)
+
+    if json_out:
+        result = asyncio.run(run_embedded(opts))
+        typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        return
+
+    from rich.console import Console
+
+    from rawe_cli import views
+
+    console = Console()
+    if no_dashboard or not sys.stdout.isatty():
+        def log(line: str) -> None:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        result = asyncio.run(run_embedded(opts, log=log))
+    else:
+        from rich.live import Live
+
+        with Live(console=console, refresh_per_second=4, screen=False,
+                  vertical_overflow="crop") as live:
+            def refresh(snap: dict) -> None:
+                snap["ticks_total"] = ticks
+                live.update(views.dashboard(snap))
+
+            result = asyncio.run(run_embedded(opts, on_refresh=refresh))
+    console.print(views.summary(result))
+    stopped = result["stats"].get("stopped_by")
+    if stopped == "signal":
+        console.print("stopped by Ctrl-C; state saved.", style="dim")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

@@ -1,0 +1,381 @@
+"""The collective: consensus, risk, broker, portfolio and weights, wired together.
+
+The same object runs in `rawe run`, `rawe consensus` and `rawe backtest`; only the broker
+(paper or Alpaca), the clock that supplies `now` and the bus in front of it differ. It does no
+I/O of its own: the broker is injected, and whatever changed is listed in `dirty` for the
+caller to persist.
+
+Decisions and orders:
+
+* A decision opening a position sends one order whose client_order_id is the decision id.
+* A decision *opposite* to a held position flattens it (exit reason ``reversed``, the closing
+  order's client_order_id is the new decision id) and opens nothing; the next consensus may.
+* Exits (stop-loss, take-profit, holding horizon) send a closing order with client_order_id
+  ``<decision id>-x``.
+* A decision the risk checks refuse, or that the broker may not trade now (market closed),
+  is recorded as ``skipped`` with the reason; it is not retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawe_cli.brokers.base import Broker
+from rawe_cli.config import Settings
+from rawe_cli.core import consensus as cs
+from rawe_cli.core.portfolio import EXIT_REVERSE, Portfolio
+from rawe_cli.core.risk import RiskLimits, size_order
+from rawe_cli.core.weighting import AgentRecord, WeightScheme, apply_closed_trade
+from rawe_cli.models import (
+    Bar,
+    ClosedTrade,
+    Decision,
+    Order,
+    OrderStatus,
+    OrderUpdate,
+    Proposal,
+    Side,
+)
+
+# Ledger statuses of a decision.
+PENDING = "pending"  # order sent, not (fully) filled yet
+OPEN = "open"  # position open
+CLOSED = "closed"  # position closed, P&L realized
+FLATTENED = "flattened"  # an opposite decision that closed the held position
+SKIPPED = "skipped"  # not traded: risk, market closed
+REJECTED = "rejected"  # the broker refused the order
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    decision: Decision
+    status: str
+    order_status: OrderStatus = OrderStatus.NEW
+    filled_qty: float = 0.0
+    avg_price: float = 0.0
+    fee: float = 0.0
+    reason: str = ""
+    exit_reason: str = ""
+    exit_price: float | None = None
+    closed_at: float | None = None
+    pnl: float | None = None
+    fence: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.decision
+        return {
+            "id": d.id,
+            "timestamp": d.timestamp,
+            "asset": d.asset,
+            "direction": d.direction.value,
+            "size": d.size,
+            "long_weight": d.long_weight,
+            "short_weight": d.short_weight,
+            "threshold": d.threshold,
+            "agents": list(d.agents),
+            "opponents": list(d.opponents),
+            "weights": list(d.weights),
+            "proposal_ids": list(d.proposal_ids),
+            "opponent_proposal_ids": list(d.opponent_proposal_ids),
+            "horizon": d.horizon,
+            "stop_loss": d.stop_loss,
+            "take_profit": d.take_profit,
+            "status": self.status,
+            "order_status": self.order_status.value,
+            "filled_qty": self.filled_qty,
+            "avg_price": self.avg_price,
+            "fee": self.fee,
+            "reason": self.reason,
+            "exit_reason": self.exit_reason,
+            "exit_price": self.exit_price,
+            "closed_at": self.closed_at,
+            "pnl": self.pnl,
+            "fence": self.fence,
+        }
+
+
+@dataclass(slots=True)
+class _Pending:
+    order: Order
+    decision: Decision | None  # the decision whose position it opens, if it opens one
+    close_reason: str = ""
+    filled: float = 0.0
+    value: float = 0.0
+    fee: float = 0.0
+
+
+@dataclass(slots=True)
+class Dirty:
+    agents: set[str] = field(default_factory=set)
+    decisions: set[str] = field(default_factory=set)
+    positions: set[str] = field(default_factory=set)
+    portfolio: bool = False
+
+    def clear(self) -> None:
+        self.agents.clear()
+        self.decisions.clear()
+        self.positions.clear()
+        self.portfolio = False
+
+
+class Learner:
+    """Optional: scores proposals by their counterfactual outcome (see core/learning.py)."""
+
+    def track(self, proposal: Proposal, price: float) -> None: ...
+
+    def due(self, now: float, marks: dict[str, float]) -> list[tuple[str, float]]: ...
+
+
+class Collective:
+    def __init__(
+        self,
+        settings: Settings,
+        records: dict[str, AgentRecord],
+        scheme: WeightScheme,
+        broker: Broker,
+        *,
+        learner: Learner | None = None,
+        on_decision: Callable[[LedgerEntry], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.records = records
+        self.scheme = scheme
+        self.broker = broker
+        self.learner = learner
+        self.on_decision = on_decision
+        self.regime: str | None = None
+        self.engine = cs.ConsensusEngine(
+            threshold=settings.threshold,
+            threshold_share=settings.threshold_share,
+            window=settings.window,
+        )
+        self.portfolio = Portfolio(settings.initial_cash)
+        self.limits = RiskLimits(
+            max_open_positions=settings.max_open_positions,
+            max_position_fraction=settings.max_position_fraction,
+            max_gross_exposure=settings.max_gross_exposure,
+        )
+        self.ledger: dict[str, LedgerEntry] = {}
+        self.closed: list[ClosedTrade] = []
+        self.pending: dict[str, _Pending] = {}
+        self.dirty = Dirty()
+        self.fence = 0
+        for rec in records.values():
+            rec.weight = scheme.weight(rec, self.regime)
+            self.engine.register(rec.name, rec.weight)
+
+    # -- agents ---------------------------------------------------------------------------
+
+    def add_agent(self, record: AgentRecord) -> None:
+        if record.name in self.records:
+            return
+        record.weight = self.scheme.weight(record, self.regime)
+        self.records[record.name] = record
+        self.engine.register(record.name, record.weight)
+        self.dirty.agents.add(record.name)
+
+    def set_regime(self, regime: str | None) -> None:
+        """Regime-aware schemes weigh agents per regime: re-weigh everyone on a change."""
+        if regime == self.regime:
+            return
+        self.regime = regime
+        self._reweigh(list(self.records))
+
+    def _reweigh(self, names: list[str]) -> None:
+        for name in names:
+            rec = self.records[name]
+            rec.weight = self.scheme.weight(rec, self.regime)
+            self.engine.set_weight(name, rec.weight)
+            self.dirty.agents.add(name)
+
+    # -- market data ----------------------------------------------------------------------
+
+    def on_bar(self, bar: Bar) -> list[ClosedTrade]:
+        """Mark the symbol; close its position if an exit is due; learn from due scores."""
+        self.portfolio.mark(bar.symbol, bar.close)
+        self.broker.on_price(bar.symbol, bar.close, bar.timestamp)
+        if bar.symbol in self.portfolio.positions:
+            self.dirty.positions.add(bar.symbol)
+        closed: list[ClosedTrade] = []
+        reason = self.portfolio.exit_reason(bar.symbol, bar.timestamp)
+        if reason is not None:
+            closed.extend(self._close(bar.symbol, reason, bar.timestamp))
+        if self.learner is not None:
+            scored = self.learner.due(bar.timestamp, self.portfolio.marks)
+            for name, reward in scored:
+                rec = self.records.get(name)
+                if rec is not None:
+                    self.scheme.learn(rec, reward, self.regime)
+            if scored:
+                self._reweigh(sorted({name for name, _ in scored if name in self.records}))
+        return closed
+
+    def check_exits(self, now: float) -> list[ClosedTrade]:
+        """Time exits for every position (bars may stop for a symbol)."""
+        closed: list[ClosedTrade] = []
+        for asset, reason in self.portfolio.due_exits(now):
+            closed.extend(self._close(asset, reason, now))
+        return closed
+
+    # -- proposals ------------------------------------------------------------------------
+
+    def on_proposal(self, proposal: Proposal, now: float) -> tuple[str, Decision | None]:
+        status, decision = self.engine.submit(proposal, now)
+        if status == cs.DUPLICATE or status == cs.UNKNOWN_AGENT or status == cs.EXPIRED:
+            return status, None
+        if self.learner is not None:
+            price = self.portfolio.marks.get(proposal.asset)
+            if price is not None:
+                self.learner.track(proposal, price)
+        if decision is None or status == cs.SUPPRESSED:
+            return status, decision  # a suppressed decision consumed votes, traded nothing
+        self._execute(decision, now)
+        return status, decision
+
+    def _record(self, entry: LedgerEntry) -> None:
+        entry.fence = self.fence
+        self.ledger[entry.decision.id] = entry
+        self.dirty.decisions.add(entry.decision.id)
+        for name in entry.decision.agents:
+            rec = self.records.get(name)
+            if rec is not None:
+                rec.votes += 1
+                self.dirty.agents.add(name)
+        if self.on_decision is not None:
+            self.on_decision(entry)
+
+    def _execute(self, decision: Decision, now: float) -> None:
+        if decision.id in self.ledger:  # replayed after a crash: never twice
+            return
+        held = self.portfolio.positions.get(decision.asset)
+        if held is not None and held.direction is not decision.direction:
+            entry = LedgerEntry(decision, FLATTENED, reason=f"closes {held.decision_id}")
+            self._record(entry)
+            self._close(decision.asset, EXIT_REVERSE, now, client_order_id=decision.id)
+            return
+        blocked = self.broker.can_trade(decision.asset, now)
+        sizing = size_order(decision, self.portfolio, self.limits)
+        reason = blocked or sizing.reason
+        if reason:
+            self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED, reason=reason))
+            return
+        side = Side.BUY if decision.direction.sign > 0 else Side.SELL
+        order = Order(decision.id, decision.id, decision.asset, side, sizing.qty,
+                      self.portfolio.marks[decision.asset], "open", now)
+        self._record(LedgerEntry(decision, PENDING, OrderStatus.SUBMITTED))
+        self.engine.set_holding(decision.asset, decision.direction)
+        self.pending[order.client_order_id] = _Pending(order, decision)
+        self._apply(self.broker.submit(order), now)
+
+    def _close(self, asset: str, reason: str, now: float,
+               client_order_id: str | None = None) -> list[ClosedTrade]:
+        pos = self.portfolio.positions.get(asset)
+        if pos is None:
+            return []
+        coid = client_order_id or f"{pos.decision_id}-x"
+        if any(p.order.asset == asset and p.decision is None for p in self.pending.values()):
+            return []  # a closing order is already under way
+        blocked = self.broker.can_trade(asset, now)
+        if blocked:
+            return []  # try again at the next bar
+        side = Side.SELL if pos.direction.sign > 0 else Side.BUY
+        order = Order(coid, pos.decision_id, asset, side, pos.qty, pos.mark, "close", now)
+        self.pending[coid] = _Pending(order, None, close_reason=reason)
+        return self._apply(self.broker.submit(order), now)
+
+    def poll_orders(self, now: float) -> list[ClosedTrade]:
+        """Ask the broker about every order still under way."""
+        closed: list[ClosedTrade] = []
+        for coid in list(self.pending):
+            closed.extend(self._apply(self.broker.poll(coid), now))
+        return closed
+
+    # -- fills ----------------------------------------------------------------------------
+
+    def _apply(self, update: OrderUpdate, now: float) -> list[ClosedTrade]:
+        pend = self.pending.get(update.client_order_id)
+        if pend is None:
+            return []
+        closed: list[ClosedTrade] = []
+        delta = update.filled_qty - pend.filled
+        if delta > 1e-12:
+            value = update.filled_qty * update.avg_price - pend.value
+            fee = max(0.0, update.fee - pend.fee)
+            price = value / delta
+            pend.filled = update.filled_qty
+            pend.value = update.filled_qty * update.avg_price
+            pend.fee = max(update.fee, pend.fee)
+            if pend.decision is not None:
+                self.portfolio.open_fill(pend.decision, delta, price, fee, now)
+                self.dirty.positions.add(pend.order.asset)
+            else:
+                trade = self.portfolio.close_fill(pend.order.asset, delta, price, fee, now,
+                                                  pend.close_reason)
+                self.dirty.positions.add(pend.order.asset)
+                if trade is not None:
+                    closed.append(trade)
+                    self._settle(trade, now)
+            self.dirty.portfolio = True
+        if pend.decision is not None:
+            entry = self.ledger[pend.decision.id]
+            entry.order_status = update.status
+            entry.filled_qty = pend.filled
+            entry.avg_price = pend.value / pend.filled if pend.filled else 0.0
+            entry.fee = pend.fee
+            if update.reason:
+                entry.reason = update.reason
+            if pend.filled > 0:
+                entry.status = OPEN if entry.status == PENDING else entry.status
+            elif update.status.final:
+                entry.status = REJECTED
+            self.dirty.decisions.add(entry.decision.id)
+        if update.status.final:
+            del self.pending[update.client_order_id]
+            if pend.decision is not None and pend.filled == 0:
+                self.engine.set_holding(pend.order.asset, None)
+        return closed
+
+    def _settle(self, trade: ClosedTrade, now: float) -> None:
+        """A position closed: its real P&L goes to the ledger and to the voters' weights."""
+        self.closed.append(trade)
+        self.engine.set_holding(trade.asset, None)
+        entry = self.ledger.get(trade.decision_id)
+        if entry is not None:
+            entry.status = CLOSED
+            entry.exit_reason = trade.reason
+            entry.exit_price = trade.exit_price
+            entry.closed_at = trade.closed_at
+            entry.pnl = trade.pnl
+            self.dirty.decisions.add(entry.decision.id)
+        changed = apply_closed_trade(self.records, trade, self.scheme, now, self.regime)
+        for name in changed:
+            self.engine.set_weight(name, self.records[name].weight)
+            self.dirty.agents.add(name)
+
+    # -- snapshots ------------------------------------------------------------------------
+
+    def portfolio_snapshot(self) -> dict[str, Any]:
+        pf = self.portfolio
+        return {
+            "cash": pf.cash,
+            "equity": pf.equity(),
+            "realized_pnl": pf.realized,
+            "unrealized_pnl": pf.unrealized(),
+            "fees": pf.fees,
+            "open_positions": [
+                {
+                    "asset": p.asset,
+                    "direction": p.direction.value,
+                    "qty": p.qty,
+                    "entry_price": p.entry_price,
+                    "mark": p.mark,
+                    "unrealized_pnl": p.unrealized(),
+                    "decision_id": p.decision_id,
+                    "opened_at": p.opened_at,
+                }
+                for p in sorted(pf.positions.values(), key=lambda p: p.asset)
+            ],
+            "closed_positions": pf.closed_count,
+        }

@@ -1,0 +1,226 @@
+"""Settings and personalities: YAML files validated field by field, with one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rawe_cli.errors import ConfigError
+from rawe_cli.models import SignalType
+from rawe_cli.schema import Field, check_mapping
+
+SCHEMES = ("majority", "winrate", "hedge", "regime")
+SIGNAL_TYPES = tuple(t.value for t in SignalType)
+
+SETTINGS_FIELDS: tuple[Field, ...] = (
+    Field("symbols", "str_list", ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD"),
+          "Symbols the synthetic world (or a live feed) trades."),
+    Field("threshold", "float", 3.0, "Absolute consensus threshold: the winning side's summed "
+          "weight must reach it.", lo=0, lo_open=True),
+    Field("threshold_share", "float", None, "Relative threshold: a share of the registered "
+          "agents' total weight; overrides `threshold` when set.", lo=0, hi=1, lo_open=True,
+          optional=True),
+    Field("window", "float", 10.0, "Seconds of event time a proposal stays in its asset's "
+          "window.", lo=0, lo_open=True),
+    Field("scheme", "choice", "winrate", "Weighting scheme.", choices=SCHEMES),
+    Field("fee_bps", "float", 1.0, "Broker fee, basis points of notional, per fill.", lo=0,
+          hi=1000),
+    Field("slippage_bps", "float", 2.0, "Paper fill slippage, basis points against the trader.",
+          lo=0, hi=1000),
+    Field("initial_cash", "float", 100_000.0, "Starting cash of the collective, dollars.", lo=0,
+          lo_open=True),
+    Field("max_open_positions", "int", 10, "Risk: most positions open at once.", lo=1),
+    Field("max_position_fraction", "float", 0.25, "Risk: largest position as a fraction of "
+          "equity; larger sizes are cut to it.", lo=0, hi=1, lo_open=True),
+    Field("max_gross_exposure", "float", 1.5, "Risk: most gross exposure as a multiple of "
+          "equity; a decision that would pass it is skipped.", lo=0, lo_open=True),
+    Field("tick_seconds", "float", 5.0, "Event seconds between two bars of the synthetic world.",
+          lo=0, lo_open=True),
+    Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
+    Field("namespace", "str", "rawe", "Prefix of every Redis key."),
+    Field("learning_rate", "float", 0.5, "Hedge scheme: learning rate of the multiplicative "
+          "weights.", lo=0, lo_open=True, hi=10),
+    Field("min_weight", "float", 0.1, "Hedge and regime schemes: lower bound of a weight.", lo=0,
+          lo_open=True),
+    Field("max_weight", "float", 3.0, "Hedge and regime schemes: upper bound of a weight.", lo=0,
+          lo_open=True),
+)
+
+PERSONALITY_FIELDS: tuple[Field, ...] = (
+    Field("name", "str", None, "Display name; unique in the file."),
+    Field("description", "str", "-", "One line on how this agent behaves."),
+    Field("trusts", "choice_list", SIGNAL_TYPES, "Signal types this agent acts on.",
+          choices=SIGNAL_TYPES),
+    Field("stance", "choice", "follow", "`follow` trades the signal's direction, `fade` "
+          "the opposite.", choices=("follow", "fade")),
+    Field("min_strength", "float", 0.5, "Ignore signals weaker than this.", lo=0, hi=1),
+    Field("min_confidence", "float", 0.7, "Propose only at or above this confidence.", lo=0,
+          hi=1),
+    Field("risk_aversion", "float", 0.5, "How much a signal's risk score lowers confidence.",
+          lo=0, hi=1),
+    Field("max_risk_score", "float", 1.0, "Ignore signals riskier than this.", lo=0, hi=1),
+    Field("position_size", "float", 0.05, "Base size, a fraction of equity.", lo=0, hi=1,
+          lo_open=True),
+    Field("size_by_confidence", "bool", True, "Scale size by confidence."),
+    Field("holding_horizon", "float", 300.0, "Seconds to hold before a time exit.", lo=0,
+          lo_open=True),
+    Field("stop_loss", "float", 0.02, "Stop-loss, a fraction of the entry price.", lo=0, hi=1,
+          lo_open=True),
+    Field("take_profit", "float", 0.04, "Take-profit, a fraction of the entry price.", lo=0,
+          lo_open=True),
+    Field("cooldown", "float", 30.0, "Seconds between two proposals on one asset.", lo=0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Personality:
+    name: str
+    description: str = "-"
+    trusts: tuple[str, ...] = SIGNAL_TYPES
+    stance: str = "follow"
+    min_strength: float = 0.5
+    min_confidence: float = 0.7
+    risk_aversion: float = 0.5
+    max_risk_score: float = 1.0
+    position_size: float = 0.05
+    size_by_confidence: bool = True
+    holding_horizon: float = 300.0
+    stop_loss: float = 0.02
+    take_profit: float = 0.04
+    cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD")
+    threshold: float = 3.0
+    threshold_share: float | None = None
+    window: float = 10.0
+    scheme: str = "winrate"
+    fee_bps: float = 1.0
+    slippage_bps: float = 2.0
+    initial_cash: float = 100_000.0
+    max_open_positions: int = 10
+    max_position_fraction: float = 0.25
+    max_gross_exposure: float = 1.5
+    tick_seconds: float = 5.0
+    seed: int = 7
+    namespace: str = "rawe"
+    learning_rate: float = 0.5
+    min_weight: float = 0.1
+    max_weight: float = 3.0
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Flags override the file: None means "not given"; values are validated."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        checked = check_mapping(SETTINGS_FIELDS, given, "option", partial=True)
+        merged = dataclasses.replace(self, **checked)
+        _cross_check(merged, "option")
+        return merged
+
+
+def _cross_check(s: Settings, where: str) -> None:
+    if s.min_weight > s.max_weight:
+        raise ConfigError(f"{where}: min_weight ({s.min_weight}) is above max_weight "
+                          f"({s.max_weight})")
+
+
+def _read_yaml(path: Path) -> Any:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load_settings(path: str | Path | None) -> Settings:
+    """Settings from a YAML file (all fields optional), or the defaults when path is None."""
+    if path is None:
+        return Settings()
+    path = Path(path)
+    data = _read_yaml(path)
+    if data is None:
+        data = {}
+    checked = check_mapping(SETTINGS_FIELDS, data, str(path), partial=True)
+    settings = dataclasses.replace(Settings(), **checked)
+    _cross_check(settings, str(path))
+    return settings
+
+
+def _personalities_from(data: Any, where: str) -> list[Personality]:
+    if isinstance(data, dict) and "personalities" in data:
+        data = data["personalities"]
+    if not isinstance(data, list) or not data:
+        raise ConfigError(f"{where}: expected a non-empty list under 'personalities:'")
+    out: list[Personality] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(data, start=1):
+        label = entry.get("name") if isinstance(entry, dict) else None
+        entry_where = f"{where}: personality {i}" + (f" ({label!r})" if label else "")
+        checked = check_mapping(PERSONALITY_FIELDS, entry, entry_where)
+        if checked["name"] in seen:
+            raise ConfigError(f"{entry_where}: field 'name': duplicate name {checked['name']!r}")
+        seen.add(checked["name"])
+        out.append(Personality(**checked))
+    return out
+
+
+def load_personalities(path: str | Path | None) -> list[Personality]:
+    """Personalities from a YAML file, or the shipped ones when path is None."""
+    if path is None:
+        import yaml
+
+        text = resources.files("rawe_cli").joinpath("personalities/default.yaml").read_text()
+        return _personalities_from(yaml.safe_load(text), "personalities/default.yaml")
+    path = Path(path)
+    return _personalities_from(_read_yaml(path), str(path))
+
+
+def pick_agents(personalities: list[Personality], count: int, seed: int) -> list[Personality]:
+    """`count` agents from the personalities, in file order.
+
+    Past the end of the file, personalities repeat as numbered variants ("Name #2") whose
+    cut-offs are jittered by up to 10%, deterministically from the seed, so that variants are
+    not clones voting in lockstep.
+    """
+    if count < 1:
+        raise ConfigError("--agents must be at least 1")
+    if count > 1000:
+        raise ConfigError("--agents must be at most 1000")
+    agents: list[Personality] = []
+    rng = random.Random(seed)
+    for i in range(count):
+        base = personalities[i % len(personalities)]
+        round_ = i // len(personalities)
+        if round_ == 0:
+            agents.append(base)
+            continue
+
+        def jitter(x: float, lo: float = 0.0, hi: float = 1.0) -> float:
+            return min(hi, max(lo, x * (1 + rng.uniform(-0.1, 0.1))))
+
+        agents.append(
+            dataclasses.replace(
+                base,
+                name=f"{base.name} #{round_ + 1}",
+                min_strength=jitter(base.min_strength),
+                min_confidence=jitter(base.min_confidence),
+                position_size=jitter(base.position_size, 1e-6),
+                holding_horizon=jitter(base.holding_horizon, 1.0, 1e9),
+            )
+        )
+    return agents

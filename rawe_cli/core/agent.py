@@ -1,0 +1,69 @@
+"""An agent: a personality reading signals and writing proposals. It never trades.
+
+Pure: the signal carries its event time; proposal ids are deterministic (agent, signal,
+sequence), so the same world gives the same proposals.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from rawe_cli.config import Personality
+from rawe_cli.models import ArbitrageSignal, Direction, Proposal, SignalType
+
+
+def confidence_of(signal: ArbitrageSignal, personality: Personality) -> float:
+    """Strength discounted by the signal's risk, as much as the personality is risk-averse."""
+    return max(0.0, signal.strength * (1.0 - personality.risk_aversion * signal.risk_score))
+
+
+def direction_for(signal: ArbitrageSignal, personality: Personality) -> Direction:
+    """`fade` trades against building narratives; exhaustion signals are reversals already."""
+    direction = signal.direction
+    if personality.stance == "fade" and signal.signal_type is SignalType.NARRATIVE_LEADS:
+        return direction.opposite
+    return direction
+
+
+class Agent:
+    def __init__(self, personality: Personality) -> None:
+        self.personality = personality
+        self.name = personality.name
+        self._trusts = frozenset(personality.trusts)
+        self._last_proposal: dict[str, float] = {}  # asset -> event time
+        self._seq = 0
+
+    def consider(self, signal: ArbitrageSignal) -> Proposal | None:
+        """The proposal this agent makes on `signal`, or None if it passes."""
+        p = self.personality
+        if signal.signal_type.value not in self._trusts:
+            return None
+        if signal.strength < p.min_strength or signal.risk_score > p.max_risk_score:
+            return None
+        confidence = confidence_of(signal, p)
+        if confidence < p.min_confidence:
+            return None
+        last = self._last_proposal.get(signal.financial_asset)
+        if last is not None and signal.timestamp - last < p.cooldown:
+            return None
+        self._last_proposal[signal.financial_asset] = signal.timestamp
+        size = p.position_size * (confidence if p.size_by_confidence else 1.0)
+        self._seq += 1
+        key = f"{self.name}|{signal.narrative_id}|{signal.financial_asset}|{signal.timestamp!r}|{self._seq}"
+        pid = "p-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+        return Proposal(
+            id=pid,
+            agent=self.name,
+            asset=signal.financial_asset,
+            direction=direction_for(signal, p),
+            size=round(size, 6),
+            expected_profit=signal.expected_profit,
+            risk_score=signal.risk_score,
+            narrative_id=signal.narrative_id,
+            signal_type=signal.signal_type.value,
+            timestamp=signal.timestamp,
+            confidence=round(confidence, 6),
+            horizon=p.holding_horizon,
+            stop_loss=p.stop_loss,
+            take_profit=p.take_profit,
+        )

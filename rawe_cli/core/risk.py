@@ -1,0 +1,46 @@
+"""Risk checks between a decision and its order. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rawe_cli.core.portfolio import Portfolio
+from rawe_cli.models import Decision
+
+
+@dataclass(frozen=True, slots=True)
+class RiskLimits:
+    max_open_positions: int = 10
+    max_position_fraction: float = 0.25
+    max_gross_exposure: float = 1.5
+
+
+@dataclass(frozen=True, slots=True)
+class Sizing:
+    qty: float
+    notional: float
+    reason: str = ""  # non-empty: do not trade
+
+    @property
+    def ok(self) -> bool:
+        return not self.reason
+
+
+def size_order(decision: Decision, portfolio: Portfolio, limits: RiskLimits) -> Sizing:
+    """Quantity for a decision: its size (a fraction of equity, capped) at the last price."""
+    price = portfolio.marks.get(decision.asset)
+    if price is None or price <= 0:
+        return Sizing(0.0, 0.0, "no price for the asset yet")
+    if decision.asset in portfolio.positions:
+        return Sizing(0.0, 0.0, "a position on the asset is still open")
+    if len(portfolio.positions) >= limits.max_open_positions:
+        return Sizing(0.0, 0.0, f"max_open_positions ({limits.max_open_positions}) reached")
+    equity = portfolio.equity()
+    if equity <= 0:
+        return Sizing(0.0, 0.0, "equity is not positive")
+    fraction = min(decision.size, limits.max_position_fraction)
+    notional = fraction * equity
+    if portfolio.gross_exposure() + notional > limits.max_gross_exposure * equity:
+        return Sizing(0.0, 0.0,
+                      f"gross exposure would pass {limits.max_gross_exposure:g}x equity")
+    return Sizing(notional / price, notional)

@@ -1,0 +1,21 @@
+"""The project's error types. A RaweError is a user's error: one line, no traceback."""
+
+
+class RaweError(Exception):
+    """An error the user can fix (bad input, unreachable service). Printed as one line."""
+
+
+class ConfigError(RaweError):
+    """A settings or personality file that does not validate."""
+
+
+class CodecError(RaweError):
+    """A wire message that cannot be decoded or does not validate."""
+
+
+class BusUnavailable(RaweError):
+    """The Redis server cannot be reached."""
+
+
+class BrokerError(RaweError):
+    """The broker refused or failed in a way the user must act on."""

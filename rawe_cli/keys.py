@@ -1,0 +1,81 @@
+"""Every Redis key and stream name RAWE uses, under one namespace prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_NAMESPACE = "rawe"
+CONSENSUS_GROUP = "consensus"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    namespace: str = DEFAULT_NAMESPACE
+
+    def _k(self, name: str) -> str:
+        return f"{self.namespace}:{name}"
+
+    @property
+    def proposals(self) -> str:
+        """Stream: proposals from agents (and `rawe inject-signal`)."""
+        return self._k("proposals")
+
+    @property
+    def market(self) -> str:
+        """Stream: bars and narrative events, published by whichever process owns the feed."""
+        return self._k("market")
+
+    @property
+    def dead_letter(self) -> str:
+        """Stream: messages that were rejected, with the reason."""
+        return self._k("deadletter")
+
+    @property
+    def agents(self) -> str:
+        """Hash: agent name -> JSON record (personality, weight, wins, losses, pnl, updated)."""
+        return self._k("agents")
+
+    @property
+    def decisions(self) -> str:
+        """Hash: decision id -> JSON ledger entry."""
+        return self._k("decisions")
+
+    @property
+    def decision_index(self) -> str:
+        """Sorted set: decision id scored by decision time."""
+        return self._k("decisions:index")
+
+    @property
+    def positions(self) -> str:
+        """Hash: asset -> JSON open position."""
+        return self._k("positions")
+
+    @property
+    def portfolio(self) -> str:
+        """Hash: cash, realized P&L, fees and other portfolio scalars."""
+        return self._k("portfolio")
+
+    @property
+    def seen_proposals(self) -> str:
+        """Hash: proposal id -> stream id, so a redelivered proposal never counts twice."""
+        return self._k("seen")
+
+    @property
+    def marks(self) -> str:
+        """Hash: symbol -> last price."""
+        return self._k("marks")
+
+    @property
+    def lease(self) -> str:
+        """String: the active consensus engine's lease (owner id), with a TTL."""
+        return self._k("lease")
+
+    @property
+    def fence(self) -> str:
+        """Counter: the fencing token, incremented at every lease acquisition."""
+        return self._k("fence")
+
+    @property
+    def regime_weights(self) -> str:
+        """Hash: 'regime|agent' -> weight, for the regime scheme."""
+        return self._k("regime-weights")

@@ -1,0 +1,246 @@
+"""The services, wired: feed -> narrative engine -> agents -> bus -> consensus -> broker.
+
+`run_embedded` is `rawe run`: everything in one process, around an embedded fakeredis (or a
+real Redis with --redis-url), through the same bus and store code as the separate processes.
+Each tick is processed in order (bars, signals, proposals published, proposals consumed,
+exits, state saved), so the same seed gives the same run, fast or paced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawe_cli import codec
+from rawe_cli.brokers.base import Broker
+from rawe_cli.bus import Bus, connect
+from rawe_cli.collective import Collective
+from rawe_cli.config import Personality, Settings
+from rawe_cli.consumer import ProposalConsumer
+from rawe_cli.core.agent import Agent
+from rawe_cli.core.narrative import NarrativeEngine
+from rawe_cli.core.weighting import AgentRecord, WeightScheme
+from rawe_cli.feeds.synthetic import SyntheticWorld, Tick, WorldParams
+from rawe_cli.keys import Keys
+from rawe_cli.models import Bar, NarrativeEvent, Proposal
+from rawe_cli.store import Store
+
+SECRET_ENV = "RAWE_BUS_SECRET"
+
+
+def bus_secret() -> str | None:
+    return os.environ.get(SECRET_ENV) or None
+
+
+def make_scheme(settings: Settings) -> WeightScheme:
+    from rawe_cli.core import weighting
+
+    if settings.scheme == "majority":
+        return weighting.MajorityScheme()
+    if settings.scheme == "winrate":
+        return weighting.WinRateScheme()
+    from rawe_cli.core import learning  # the learned schemes
+
+    return learning.make_learned_scheme(settings)
+
+
+def make_learner(settings: Settings) -> Any:
+    if settings.scheme in ("hedge", "regime"):
+        from rawe_cli.core import learning
+
+        return learning.ProposalScorer(cost=2 * (settings.fee_bps + settings.slippage_bps) / 1e4)
+    return None
+
+
+def records_for(personalities: Iterable[Personality]) -> dict[str, AgentRecord]:
+    return {p.name: AgentRecord(p.name, p.name.split(" #")[0]) for p in personalities}
+
+
+class AgentPool:
+    """The narrative engine and the agents reading its signals."""
+
+    def __init__(self, personalities: list[Personality]) -> None:
+        self.narratives = NarrativeEngine()
+        self.agents = [Agent(p) for p in personalities]
+        self.signals = 0
+
+    def on_market(self, bars: Iterable[Bar], events: Iterable[NarrativeEvent]) -> list[Proposal]:
+        signals = []
+        for bar in bars:
+            signals.extend(self.narratives.on_bar(bar))
+        for event in events:
+            signals.extend(self.narratives.on_event(event))
+        self.signals += len(signals)
+        proposals = []
+        for sig in signals:
+            for agent in self.agents:
+                p = agent.consider(sig)
+                if p is not None:
+                    proposals.append(p)
+        return proposals
+
+
+def world_params(settings: Settings, **extra: Any) -> WorldParams:
+    return WorldParams(symbols=settings.symbols, seed=settings.seed,
+                       tick_seconds=settings.tick_seconds, **extra)
+
+
+@dataclass(slots=True)
+class RunOptions:
+    settings: Settings
+    personalities: list[Personality]
+    ticks: int | None = None
+    duration: float | None = None
+    fast: bool = False
+    speed: float = 25.0  # event seconds per wall second when not --fast
+    redis_url: str | None = None
+    broker: Broker | None = None
+
+
+@dataclass(slots=True)
+class RunState:
+    """What the dashboard and the summary show; rebuilt cheaply every refresh."""
+
+    tick: int = 0
+    ticks: int | None = None
+    now: float = 0.0
+    regime: str = ""
+    proposals: int = 0
+    signals: int = 0
+    started: float = field(default_factory=time.monotonic)
+    stopped_by: str = ""
+
+
+def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None,
+             decisions: int | None = 12) -> dict[str, Any]:
+    """A plain, JSON-ready picture of the collective."""
+    entries = list(col.ledger.values())
+    entries.sort(key=lambda e: (e.decision.timestamp, e.decision.id))
+    if decisions is not None:
+        entries = entries[-decisions:]
+    stats = {
+        "ticks": state.tick,
+        "event_time": state.now,
+        "signals": state.signals,
+        "proposals": state.proposals,
+        "decisions": len(col.ledger),
+        "closed_positions": col.portfolio.closed_count,
+        "engine": dict(col.engine.stats),
+    }
+    if consumer is not None:
+        stats["dead_lettered"] = consumer.stats.dead_lettered
+    return {
+        "regime": state.regime,
+        "stats": stats,
+        "decisions": [e.to_dict() for e in entries],
+        "agents": [col.records[n].to_dict() for n in col.records],
+        "portfolio": col.portfolio_snapshot(),
+    }
+
+
+async def run_embedded(
+    opts: RunOptions,
+    *,
+    on_refresh: Callable[[dict[str, Any]], None] | None = None,
+    refresh_every: float = 0.25,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """`rawe run`: returns the final snapshot (all decisions)."""
+    from rawe_cli.brokers.paper import PaperBroker
+
+    s = opts.settings
+    client = await connect(opts.redis_url)
+    keys = Keys(s.namespace)
+    bus, store = Bus(client, keys), Store(client, keys)
+    broker = opts.broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps)
+
+    def on_decision(entry: Any) -> None:
+        if log is not None:
+            d = entry.decision
+            log(f"decision {d.id} {d.asset} {d.direction.value} size={d.size:.4f} "
+                f"long={d.long_weight:.2f} short={d.short_weight:.2f} "
+                f"agents={','.join(d.agents)} -> {entry.status}"
+                + (f" ({entry.reason})" if entry.reason else ""))
+
+    col = Collective(s, records_for(opts.personalities), make_scheme(s), broker,
+                     learner=make_learner(s), on_decision=on_decision)
+    if opts.redis_url is not None:
+        await store.restore(col)
+    await store.register_agents(list(col.records.values()))
+    consumer = ProposalConsumer(bus, store, col, consumer="run", secret=bus_secret())
+    await consumer.start()
+    await consumer.reclaim(0.0)
+    pool = AgentPool(opts.personalities)
+    secret = bus_secret()
+    state = RunState(ticks=opts.ticks)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    world = SyntheticWorld(world_params(s)).ticks(opts.ticks)
+    wall_start = time.monotonic()
+    last_refresh = 0.0
+    try:
+        for tick in world:
+            if stop.is_set():
+                state.stopped_by = "signal"
+                break
+            if opts.duration is not None and time.monotonic() - wall_start >= opts.duration:
+                state.stopped_by = "duration"
+                break
+            await _one_tick(tick, col, pool, bus, consumer, store, state, secret, log)
+            if on_refresh is not None and time.monotonic() - last_refresh >= refresh_every:
+                last_refresh = time.monotonic()
+                on_refresh(snapshot(col, state, consumer))
+            if not opts.fast:
+                due = wall_start + (tick.index + 1) * s.tick_seconds / opts.speed
+                delay = due - time.monotonic()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), delay)
+            else:
+                await asyncio.sleep(0)
+        else:
+            state.stopped_by = "ticks"
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+            loop.remove_signal_handler(signal.SIGTERM)
+    await store.save(col)
+    final = snapshot(col, state, consumer, decisions=None)
+    final["stats"]["stopped_by"] = state.stopped_by
+    if on_refresh is not None:
+        on_refresh(snapshot(col, state, consumer))
+    await client.aclose()
+    return final
+
+
+async def _one_tick(tick: Tick, col: Collective, pool: AgentPool, bus: Bus,
+                    consumer: ProposalConsumer, store: Store, state: RunState,
+                    secret: str | None, log: Callable[[str], None] | None) -> None:
+    now = tick.timestamp
+    closed = []
+    for bar in tick.bars:
+        closed.extend(col.on_bar(bar))
+    proposals = pool.on_market(tick.bars, tick.events)
+    await bus.add_many(bus.keys.proposals, [codec.encode_proposal(p, secret) for p in proposals])
+    await consumer.drain(now)
+    closed.extend(col.check_exits(now))
+    closed.extend(col.poll_orders(now))
+    await store.save(col)
+    state.tick = tick.index + 1
+    state.now = now
+    state.regime = tick.regime
+    state.proposals += len(proposals)
+    state.signals = pool.signals
+    if log is not None:
+        for t in closed:
+            log(f"closed {t.decision_id} {t.asset} {t.direction.value} {t.reason} "
+                f"pnl={t.pnl:+.2f} entry={t.entry_price:.4f} exit={t.exit_price:.4f}")
