@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,8 @@ from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.agent import Agent
 from rawe_cli.core.narrative import NarrativeEngine
 from rawe_cli.core.weighting import AgentRecord, WeightScheme
-from rawe_cli.feeds.synthetic import SyntheticWorld, Tick, WorldParams
+from rawe_cli.feeds.base import Feed, Tick
+from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
 from rawe_cli.keys import Keys
 from rawe_cli.models import Bar, NarrativeEvent, Proposal
 from rawe_cli.store import Store
@@ -100,7 +101,8 @@ class RunOptions:
     fast: bool = False
     speed: float = 25.0  # event seconds per wall second when not --fast
     redis_url: str | None = None
-    broker: Broker | None = None
+    broker: Broker | None = None  # default: the paper broker
+    feed: Feed | None = None  # default: the synthetic world (paced unless fast)
 
 
 @dataclass(slots=True)
@@ -184,11 +186,12 @@ async def run_embedded(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, stop.set)
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    world = SyntheticWorld(world_params(s)).ticks(opts.ticks)
+    feed = opts.feed or SyntheticFeed(world_params(s), opts.ticks,
+                                      None if opts.fast else opts.speed)
     wall_start = time.monotonic()
     last_refresh = 0.0
     try:
-        for tick in world:
+        async for tick in _until(feed.ticks(), stop):
             if stop.is_set():
                 state.stopped_by = "signal"
                 break
@@ -199,16 +202,11 @@ async def run_embedded(
             if on_refresh is not None and time.monotonic() - last_refresh >= refresh_every:
                 last_refresh = time.monotonic()
                 on_refresh(snapshot(col, state, consumer))
-            if not opts.fast:
-                due = wall_start + (tick.index + 1) * s.tick_seconds / opts.speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), delay)
-            else:
-                await asyncio.sleep(0)
+            if opts.ticks is not None and state.tick >= opts.ticks:
+                state.stopped_by = "ticks"
+                break
         else:
-            state.stopped_by = "ticks"
+            state.stopped_by = state.stopped_by or "feed ended"
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
@@ -220,6 +218,25 @@ async def run_embedded(
         on_refresh(snapshot(col, state, consumer))
     await client.aclose()
     return final
+
+
+async def _until(ticks: AsyncIterator[Tick], stop: asyncio.Event) -> AsyncIterator[Tick]:
+    """The feed's ticks, until `stop` is set (a paced feed's wait is cut short by it)."""
+    iterator = ticks.__aiter__()
+    while not stop.is_set():
+        nxt = asyncio.ensure_future(iterator.__anext__())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+        if nxt not in done:
+            nxt.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await nxt
+            return
+        try:
+            yield nxt.result()
+        except StopAsyncIteration:
+            return
 
 
 async def _one_tick(tick: Tick, col: Collective, pool: AgentPool, bus: Bus,

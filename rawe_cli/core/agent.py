@@ -49,7 +49,8 @@ class Agent:
         self._last_proposal[signal.financial_asset] = signal.timestamp
         size = p.position_size * (confidence if p.size_by_confidence else 1.0)
         self._seq += 1
-        key = f"{self.name}|{signal.narrative_id}|{signal.financial_asset}|{signal.timestamp!r}|{self._seq}"
+        key = (f"{self.name}|{signal.narrative_id}|{signal.financial_asset}|"
+               f"{signal.timestamp!r}|{self._seq}")
         pid = "p-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
         return Proposal(
             id=pid,

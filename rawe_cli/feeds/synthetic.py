@@ -20,11 +20,12 @@ world: the generator draws only from its own numpy Generator.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from rawe_cli.feeds.base import Tick, paced
 from rawe_cli.models import Bar, NarrativeEvent
 
 MOMENTUM = "momentum"
@@ -63,15 +64,6 @@ class _Narrative:
         if age < 0 or age >= self.life:
             return 0.0
         return self.peak * math.sin(math.pi * age / self.life)
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    index: int
-    timestamp: float
-    regime: str
-    bars: tuple[Bar, ...]
-    events: tuple[NarrativeEvent, ...]
 
 
 @dataclass(slots=True)
@@ -155,3 +147,16 @@ class SyntheticWorld:
             alive = [nar for nar in alive if nar.age < nar.life]
             yield Tick(t, now, regime, bars, tuple(events))
             t += 1
+
+
+@dataclass(slots=True)
+class SyntheticFeed:
+    """The world as a Feed: `count` ticks (None: forever), paced at `speed` (None: fast)."""
+
+    params: WorldParams
+    count: int | None = None
+    speed: float | None = None
+
+    def ticks(self) -> AsyncIterator[Tick]:
+        world = SyntheticWorld(self.params).ticks(self.count)
+        return paced(world, self.params.tick_seconds, self.speed)
