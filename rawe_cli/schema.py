@@ -109,5 +109,7 @@ def check_mapping(
         if f.name in data:
             out[f.name] = check_field(f, data[f.name], where)
         elif not partial:
+            if f.default is None and not f.optional:
+                raise ConfigError(f"{where}: field '{f.name}': is required")
             out[f.name] = f.default
     return out

@@ -1,0 +1,152 @@
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rawe_cli.config import Settings, load_personalities, load_settings, pick_agents
+from rawe_cli.errors import ConfigError
+from tests.conftest import ROOT, rawe_cmd
+
+GOOD = """
+personalities:
+  - name: Alpha
+    trusts: [narrative_leads]
+    min_confidence: 0.8
+  - name: Beta
+    stance: fade
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_shipped_personalities_are_five_distinct_and_valid():
+    items = load_personalities(None)
+    names = [p.name for p in items]
+    assert len(items) >= 5
+    assert "The Balanced Arbitrator" in names
+    assert len({(p.trusts, p.stance, p.min_confidence, p.position_size) for p in items}) == len(
+        items)
+    balanced = next(p for p in items if p.name == "The Balanced Arbitrator")
+    assert balanced.min_confidence == 0.7
+
+
+def test_user_file_with_defaults(tmp_path):
+    items = load_personalities(write(tmp_path, GOOD))
+    assert [p.name for p in items] == ["Alpha", "Beta"]
+    assert items[0].trusts == ("narrative_leads",)
+    assert items[1].stance == "fade" and items[1].min_confidence == 0.7
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("personalities:\n  - name: A\n    min_confidence: 1.5\n",
+         "personality 1 ('A'): field 'min_confidence': must be a number in [0, 1], got 1.5"),
+        ("personalities:\n  - name: A\n    trusts: [rumours]\n",
+         "field 'trusts': unknown item 'rumours'"),
+        ("personalities:\n  - name: A\n    stop_los: 0.1\n", "unknown field 'stop_los'"),
+        ("personalities:\n  - min_confidence: 0.5\n", "personality 1: field 'name': is required"),
+        ("personalities:\n  - name: A\n  - name: A\n", "duplicate name 'A'"),
+        ("personalities:\n  - name: A\n    position_size: 0\n", "field 'position_size'"),
+        ("personalities:\n  - name: A\n    stance: sideways\n",
+         "field 'stance': must be one of follow, fade"),
+        ("personalities: []\n", "expected a non-empty list"),
+        ("personalities:\n  - name: A\n   bad: [\n", "not valid YAML at line"),
+    ],
+)
+def test_bad_personality_files_name_the_file_and_field(tmp_path, text, needle):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_personalities(path)
+    assert str(path) in str(err.value)
+    assert needle in str(err.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_personalities(tmp_path / "nope.yaml")
+
+
+def test_settings_file_and_flag_overrides(tmp_path):
+    path = write(tmp_path, "threshold: 2.5\nsymbols: [AAA, BBB]\nwindow: 20\n", "s.yaml")
+    s = load_settings(path)
+    assert s.threshold == 2.5 and s.symbols == ("AAA", "BBB") and s.window == 20
+    s2 = s.with_overrides(threshold=4.0, window=None, scheme="majority")
+    assert s2.threshold == 4.0 and s2.window == 20 and s2.scheme == "majority"
+    with pytest.raises(ConfigError, match="field 'scheme'"):
+        s.with_overrides(scheme="oracle")
+
+
+def test_bad_settings(tmp_path):
+    with pytest.raises(ConfigError, match="field 'threshold'"):
+        load_settings(write(tmp_path, "threshold: -1\n", "s.yaml"))
+    with pytest.raises(ConfigError, match="unknown field 'treshold'"):
+        load_settings(write(tmp_path, "treshold: 1\n", "s.yaml"))
+    with pytest.raises(ConfigError, match="min_weight"):
+        load_settings(write(tmp_path, "min_weight: 5\nmax_weight: 2\n", "s.yaml"))
+
+
+def test_more_agents_than_personalities_makes_numbered_variants():
+    base = load_personalities(None)
+    agents = pick_agents(base, len(base) + 3, seed=1)
+    names = [a.name for a in agents]
+    assert len(set(names)) == len(names)
+    assert names[len(base)] == f"{base[0].name} #2"
+    assert agents[len(base)].min_confidence != base[0].min_confidence  # jittered, not a clone
+    assert pick_agents(base, len(base) + 3, seed=1) == agents  # deterministic
+    with pytest.raises(ConfigError):
+        pick_agents(base, 0, seed=1)
+
+
+def test_default_settings_match_the_seed():
+    s = Settings()
+    assert s.threshold == 3.0 and s.window == 10.0 and s.scheme == "winrate"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "--ticks", "5", "--fast", "--json", "--personalities", "MISSING.yaml"],
+         "MISSING.yaml: no such file"),
+        (["run", "--ticks", "5", "--fast", "--json", "--scheme", "oracle"], "field 'scheme'"),
+        (["run", "--ticks", "0", "--fast", "--json"], "--ticks must be at least 1"),
+        (["run", "--ticks", "5", "--fast", "--json", "--redis-url", "redis://127.0.0.1:1/0"],
+         "cannot reach Redis at redis://127.0.0.1:1/0"),
+        (["personalities", "--personalities", "BAD"], "BAD: no such file"),
+    ],
+)
+def test_cli_user_errors_are_one_line_without_traceback(args, needle, tmp_path):
+    proc = subprocess.run(rawe_cmd(*args), capture_output=True, text=True, cwd=tmp_path,
+                          timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("rawe: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_bad_personality_file_via_cli(tmp_path):
+    path = write(tmp_path, "personalities:\n  - name: A\n    min_confidence: 2\n")
+    proc = subprocess.run(rawe_cmd("run", "--fast", "--ticks", "3", "--personalities", str(path)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert f"{path}: personality 1 ('A'): field 'min_confidence'" in proc.stderr
+
+
+def test_help_and_version_are_quick_and_import_nothing_heavy():
+    code = ("import sys, runpy; sys.argv=['rawe','--help'];\n"
+            "try: runpy.run_module('rawe_cli', run_name='__main__')\n"
+            "except SystemExit: pass\n"
+            "heavy=[m for m in ('alpaca','redis','fakeredis','numpy','yaml') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    proc = subprocess.run([*rawe_cmd()[:1], "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert "HEAVY []" in proc.stdout, proc.stdout + proc.stderr
+    version = subprocess.run(rawe_cmd("--version"), capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.startswith("rawe ")
