@@ -162,7 +162,7 @@ def decode_proposal(fields: dict[Any, Any], now: float | None = None,
         sig = _field(fields, "sig")
         if not sig:
             raise CodecError("unsigned proposal (a shared secret is configured)")
-        if data is None or not hmac.compare_digest(sig, sign(data, secret)):
+        if not hmac.compare_digest(sig, sign(data or "", secret)):
             raise CodecError("bad signature")
     return proposal_from_dict(_parse_json(data), now)
 

@@ -162,6 +162,7 @@ class Collective:
         self.pending: dict[str, _Pending] = {}
         self.dirty = Dirty()
         self.fence = 0
+        self.event_time = 0.0  # the newest event time seen (bars, proposals)
         for rec in records.values():
             rec.weight = scheme.weight(rec, self.regime)
             self.engine.register(rec.name, rec.weight)
@@ -195,6 +196,8 @@ class Collective:
     def on_bar(self, bar: Bar) -> list[ClosedTrade]:
         """Mark the symbol; close its position if an exit is due; learn from due scores."""
         self.portfolio.mark(bar.symbol, bar.close)
+        if bar.timestamp > self.event_time:
+            self.event_time = bar.timestamp
         self.broker.on_price(bar.symbol, bar.close, bar.timestamp)
         if bar.symbol in self.portfolio.positions:
             self.dirty.positions.add(bar.symbol)
@@ -243,12 +246,15 @@ class Collective:
             if rec is not None:
                 rec.votes += 1
                 self.dirty.agents.add(name)
-        if self.on_decision is not None:
-            self.on_decision(entry)
 
     def _execute(self, decision: Decision, now: float) -> None:
         if decision.id in self.ledger:  # replayed after a crash: never twice
             return
+        self._open_or_flatten(decision, now)
+        if self.on_decision is not None:
+            self.on_decision(self.ledger[decision.id])
+
+    def _open_or_flatten(self, decision: Decision, now: float) -> None:
         held = self.portfolio.positions.get(decision.asset)
         if held is not None and held.direction is not decision.direction:
             entry = LedgerEntry(decision, FLATTENED, reason=f"closes {held.decision_id}")
@@ -353,6 +359,13 @@ class Collective:
         for name in changed:
             self.engine.set_weight(name, self.records[name].weight)
             self.dirty.agents.add(name)
+
+    def mark_all_dirty(self) -> None:
+        """Everything will be written at the next save (after Redis lost its data)."""
+        self.dirty.agents.update(self.records)
+        self.dirty.decisions.update(self.ledger)
+        self.dirty.positions.update(self.portfolio.positions)
+        self.dirty.portfolio = True
 
     # -- snapshots ------------------------------------------------------------------------
 

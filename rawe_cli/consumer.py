@@ -17,7 +17,7 @@ never executed twice.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from rawe_cli import codec
@@ -54,6 +54,7 @@ class ProposalConsumer:
         fence: int | None = None,
         on_decision: Callable[[Decision], None] | None = None,
         group: str = CONSENSUS_GROUP,
+        refresh_agents: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -63,6 +64,7 @@ class ProposalConsumer:
         self.fence = fence
         self.on_decision = on_decision
         self.group = group
+        self.refresh_agents = refresh_agents  # reload the registry before refusing an agent
         self.stream = bus.keys.proposals
         self.stats = ConsumerStats()
         self._live: dict[str, str] = {}  # proposal id -> entry id, while the vote lives
@@ -107,6 +109,9 @@ class ProposalConsumer:
                 to_ack.append(entry_id)
                 continue
             status, decision = self.col.on_proposal(proposal, now)
+            if status == cs.UNKNOWN_AGENT and self.refresh_agents is not None:
+                await self.refresh_agents()
+                status, decision = self.col.on_proposal(proposal, now)
             if status == cs.UNKNOWN_AGENT:
                 dead.append((entry_id, fields, f"agent {proposal.agent!r} is not registered"))
                 to_ack.append(entry_id)

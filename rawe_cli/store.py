@@ -109,6 +109,7 @@ class Store:
                     "closed_positions": str(pf.closed_count),
                     "equity": repr(pf.equity()),
                     "unrealized_pnl": repr(pf.unrealized()),
+                    "event_time": repr(col.event_time),
                 })
                 if pf.marks:
                     pipe.hset(k.marks, mapping={s: repr(p) for s, p in pf.marks.items()})

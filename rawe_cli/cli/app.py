@@ -38,9 +38,13 @@ def _root(
 
 
 def _register() -> None:
-    from rawe_cli.cli import personalities, run
+    from rawe_cli.cli import agents, consensus, inject, ledger, personalities, run
 
     run.register(app)
+    consensus.register(app)
+    agents.register(app)
+    inject.register(app)
+    ledger.register(app)
     personalities.register(app)
 
 

@@ -43,11 +43,17 @@ WindowOpt = Annotated[
     typer.Option("--window", help="Window of a vote, seconds of event time [default: 10].",
                  show_default=False),
 ]
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 RedisUrlOpt = Annotated[
-    str | None,
-    typer.Option("--redis-url", help="Redis URL.", envvar="RAWE_REDIS_URL",
-                 show_default=False),
+    str,
+    typer.Option("--redis-url", help="Redis URL (env RAWE_REDIS_URL).", envvar="RAWE_REDIS_URL"),
 ]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", help="Prefix of every Redis key [settings default: rawe].",
+                 envvar="RAWE_NAMESPACE", show_default=False),
+]
+WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh live until Ctrl-C.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 NoDashboardOpt = Annotated[
     bool, typer.Option("--no-dashboard", help="Plain log lines instead of the live view.")
