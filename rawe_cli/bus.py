@@ -81,7 +81,7 @@ async def with_reconnect(
     op: Callable[[], Awaitable[T]],
     *,
     say: Callable[[str], None],
-    max_wait: float = 30.0,
+    max_wait: float = 5.0,
     give_up_after: float = 600.0,
 ) -> T:
     """Run `op`; while Redis is unreachable, retry with exponential backoff and say so."""

@@ -20,13 +20,14 @@ personalities:
     holding_horizon: 6
     cooldown: 1
   - name: Fast Leader
-    trusts: [narrative_leads]
+    trusts: [narrative_leads, narrative_exhaustion]
     min_strength: 0.3
     min_confidence: 0.3
     holding_horizon: 5
     cooldown: 1
   - name: Fast Fader
-    trusts: [narrative_exhaustion]
+    trusts: [narrative_exhaustion, narrative_leads]
+    stance: fade
     min_strength: 0.3
     min_confidence: 0.3
     holding_horizon: 7
@@ -70,7 +71,7 @@ def test_agents_and_consensus_processes_trade_and_learn(tmp_path, env, files):
     cons = consensus(tmp_path, env, "cons", "-c", files["settings"])
     cons.wait_for("active:")
     agents = Proc(["agents", "-n", "3", "-p", files["personalities"], "-c", files["settings"],
-                   "--speed", "4", "--seed", "5", "-q"], tmp_path / "agents.log", env)
+                   "--speed", "8", "--seed", "5", "-q"], tmp_path / "agents.log", env)
     try:
         closed = wait_until(lambda: [d for d in decisions(env) if d["status"] == "closed"],
                             timeout=60)
