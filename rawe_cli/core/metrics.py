@@ -20,6 +20,7 @@ initial cash in front. Per-tick returns are ``r_i = e_i / e_{i-1} - 1``.
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
@@ -29,7 +30,7 @@ SECONDS_PER_YEAR = 365.25 * 86_400
 
 def returns(equity: Sequence[float]) -> list[float]:
     out = []
-    for prev, cur in zip(equity, equity[1:], strict=False):
+    for prev, cur in itertools.pairwise(equity):
         out.append(cur / prev - 1.0 if prev > 0 else 0.0)
     return out
 
@@ -42,7 +43,7 @@ def total_return(equity: Sequence[float]) -> float:
 
 def time_step(timestamps: Sequence[float]) -> float | None:
     """The median spacing of the timestamps, seconds (None with fewer than two)."""
-    gaps = [b - a for a, b in zip(timestamps, timestamps[1:], strict=False) if b > a]
+    gaps = [b - a for a, b in itertools.pairwise(timestamps) if b > a]
     return statistics.median(gaps) if gaps else None
 
 
