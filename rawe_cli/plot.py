@@ -79,6 +79,9 @@ def save_plot(path: Path, equity_runs: Sequence[BacktestResult], weights_run: Ba
     os.close(fd)
     try:
         fig.savefig(tmp, format="png", dpi=110)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private; give it a file's usual mode
         os.replace(tmp, path)
     finally:
         plt.close(fig)
