@@ -121,11 +121,17 @@ class Dirty:
 
 
 class Learner:
-    """Optional: scores proposals by their counterfactual outcome (see core/learning.py)."""
+    """Optional: scores proposals by their counterfactual outcome (see core/learning.py).
 
-    def track(self, proposal: Proposal, price: float) -> None: ...
+    `track` is told the regime the proposal was made in and `due` gives it back with the
+    reward, so a regime-aware scheme credits the regime the vote was cast in; `due` is asked
+    per bar (one symbol, one price), so it looks only at the proposals on that symbol.
+    """
 
-    def due(self, now: float, marks: dict[str, float]) -> list[tuple[str, float]]: ...
+    def track(self, proposal: Proposal, price: float, regime: str | None) -> None: ...
+
+    def due(self, now: float, symbol: str, price: float
+            ) -> list[tuple[str, float, str | None]]: ...
 
 
 class Collective:
@@ -206,13 +212,13 @@ class Collective:
         if reason is not None:
             closed.extend(self._close(bar.symbol, reason, bar.timestamp))
         if self.learner is not None:
-            scored = self.learner.due(bar.timestamp, self.portfolio.marks)
-            for name, reward in scored:
+            scored = self.learner.due(bar.timestamp, bar.symbol, bar.close)
+            for name, reward, regime in scored:
                 rec = self.records.get(name)
                 if rec is not None:
-                    self.scheme.learn(rec, reward, self.regime)
+                    self.scheme.learn(rec, reward, regime)
             if scored:
-                self._reweigh(sorted({name for name, _ in scored if name in self.records}))
+                self._reweigh(sorted({name for name, _, _ in scored if name in self.records}))
         return closed
 
     def check_exits(self, now: float) -> list[ClosedTrade]:
@@ -231,7 +237,7 @@ class Collective:
         if self.learner is not None:
             price = self.portfolio.marks.get(proposal.asset)
             if price is not None:
-                self.learner.track(proposal, price)
+                self.learner.track(proposal, price, self.regime)
         if decision is None or status == cs.SUPPRESSED:
             return status, decision  # a suppressed decision consumed votes, traded nothing
         self._execute(decision, now)

@@ -117,6 +117,7 @@ class RunState:
     signals: int = 0
     started: float = field(default_factory=time.monotonic)
     stopped_by: str = ""
+    classifier: Any = None  # core.regime.RegimeClassifier when the scheme is "regime"
 
 
 def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None,
@@ -181,6 +182,10 @@ async def run_embedded(
     pool = AgentPool(opts.personalities)
     secret = bus_secret()
     state = RunState(ticks=opts.ticks)
+    if s.scheme == "regime":
+        from rawe_cli.core.regime import RegimeClassifier
+
+        state.classifier = RegimeClassifier()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -243,6 +248,8 @@ async def _one_tick(tick: Tick, col: Collective, pool: AgentPool, bus: Bus,
                     consumer: ProposalConsumer, store: Store, state: RunState,
                     secret: str | None, log: Callable[[str], None] | None) -> None:
     now = tick.timestamp
+    if state.classifier is not None:  # regime scheme: weights follow the classified regime
+        col.set_regime(state.classifier.update(tick.bars))
     closed = []
     for bar in tick.bars:
         closed.extend(col.on_bar(bar))

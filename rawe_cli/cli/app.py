@@ -38,7 +38,7 @@ def _root(
 
 
 def _register() -> None:
-    from rawe_cli.cli import agents, consensus, inject, ledger, personalities, run
+    from rawe_cli.cli import agents, backtest, consensus, inject, ledger, personalities, run
 
     run.register(app)
     consensus.register(app)
@@ -46,6 +46,7 @@ def _register() -> None:
     inject.register(app)
     ledger.register(app)
     personalities.register(app)
+    backtest.register(app)
 
 
 _register()

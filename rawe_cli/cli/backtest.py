@@ -1,0 +1,175 @@
+"""`rawe backtest`: replay history (or a synthetic world) through the collective's core."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rawe_cli.cli.options import (
+    AgentsOpt,
+    ConfigOpt,
+    JsonOpt,
+    PersonalitiesOpt,
+    SchemeOpt,
+    SeedOpt,
+    ThresholdOpt,
+    ThresholdShareOpt,
+    WindowOpt,
+    settings_from,
+)
+from rawe_cli.errors import RaweError
+
+DEFAULT_TICKS = 5000
+
+
+def backtest(
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Directory with prices.csv and narratives.jsonl to replay.",
+        show_default=False)] = None,
+    scenario: Annotated[str | None, typer.Option(
+        "--scenario", help="Synthetic world instead of --data: regime-switching (default), "
+        "momentum, reversal or noise.", show_default=False)] = None,
+    seed: SeedOpt = None,
+    ticks: Annotated[int | None, typer.Option(
+        "--ticks", help=f"Ticks to run (synthetic default {DEFAULT_TICKS}; with --data: the "
+        "first N timestamps, default all).", show_default=False)] = None,
+    scheme: SchemeOpt = None,
+    agents: AgentsOpt = 5,
+    personalities: PersonalitiesOpt = None,
+    config: ConfigOpt = None,
+    threshold: ThresholdOpt = None,
+    threshold_share: ThresholdShareOpt = None,
+    window: WindowOpt = None,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="Run every scheme and every agent alone on the same data; best "
+        "total return first.")] = False,
+    json_out: JsonOpt = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Save the equity curve and agents' weights to FILE.png (needs "
+        "matplotlib).", show_default=False, metavar="FILE.png")] = None,
+) -> None:
+    """Replay history through the same core as `rawe run`, in event time, and report."""
+    import json
+
+    from rich.console import Console
+
+    from rawe_cli import backtest as bt
+    from rawe_cli import backtest_views as bv
+    from rawe_cli.config import load_personalities, pick_agents
+
+    if data is not None and scenario is not None:
+        raise RaweError("use --data DIR or --scenario NAME, not both")
+    if ticks is not None and ticks < 1:
+        raise RaweError("--ticks must be at least 1")
+    if plot is not None:
+        from rawe_cli.plot import check_plot_target
+
+        check_plot_target(plot)
+    settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
+                             threshold_share=threshold_share, window=window)
+    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+
+    source: dict[str, Any]
+    if data is not None:
+        from rawe_cli.feeds import replay
+
+        loaded = replay.load(data)
+        tick_list = loaded.ticks[:ticks] if ticks is not None else loaded.ticks
+        total = len(tick_list)
+        source = {"data": str(data), "bars": loaded.bars, "events": loaded.events,
+                  "symbols": list(loaded.symbols), "ticks": total}
+        label = f"data {data} ({len(loaded.symbols)} symbols, {total:,} ticks)"
+
+        def make_ticks() -> Any:
+            return tick_list
+    else:
+        from rawe_cli.feeds.scenarios import DEFAULT_SCENARIO, scenario_params, scenario_ticks
+        from rawe_cli.runtime import world_params
+
+        name = scenario or DEFAULT_SCENARIO
+        base = world_params(settings)
+        scenario_params(name, base)  # unknown name: one line, before anything runs
+        total = ticks or DEFAULT_TICKS
+        source = {"scenario": name, "seed": settings.seed, "ticks": total,
+                  "symbols": list(settings.symbols)}
+        label = f"scenario {name} seed {settings.seed} ({total:,} ticks)"
+
+        def make_ticks() -> Any:
+            return scenario_ticks(name, base, total)
+
+    err = Console(stderr=True)
+    show_progress = not json_out and err.is_terminal
+    progress = None
+    if show_progress:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=err, transient=True)
+    elif not json_out:
+        err.print(f"backtest: {label} ...", highlight=False)
+
+    runs_count = (4 + len(chosen)) if compare else 1
+    task: Any = None
+    run_index = 0
+
+    def on_run(what: str) -> None:  # compare: a new run starts
+        nonlocal run_index
+        run_index += 1
+        if progress is not None:
+            progress.update(task, description=f"{what} ({run_index}/{runs_count})",
+                            completed=(run_index - 1) * total)
+
+    def on_progress(n: int) -> None:
+        if progress is not None:
+            progress.update(task, completed=max(0, run_index - 1) * total + n)
+
+    def execute() -> list[bt.BacktestResult]:
+        if compare:
+            return bt.run_compare(list(make_ticks()), settings, chosen, on_run=on_run,
+                                  on_progress=on_progress)
+        return [bt.run_backtest(make_ticks(), settings, chosen, on_progress=on_progress)]
+
+    if progress is not None:
+        with progress:
+            task = progress.add_task("backtest", total=total * runs_count)
+            results = execute()
+    else:
+        results = execute()
+
+    if plot is not None:
+        from rawe_cli.plot import save_plot
+
+        learned = [r for r in results if r.scheme in ("hedge", "regime")]
+        weights_run = learned[0] if (compare and learned) else results[0]
+        save_plot(plot, results, weights_run)
+
+    if json_out:
+        if compare:
+            doc: dict[str, Any] = {"source": source, "runs": [r.to_dict() for r in results]}
+        else:
+            doc = {"source": source, **results[0].to_dict()}
+        if plot is not None:
+            doc["plot"] = str(plot)
+        typer.echo(json.dumps(doc, indent=2, sort_keys=True, allow_nan=False))
+        return
+    out = Console() if Console().is_terminal else Console(width=130)
+    if compare:
+        out.print(bv.compare_report([r.to_dict() for r in results], label))
+    else:
+        out.print(bv.report(results[0].to_dict(), label))
+    if plot is not None:
+        out.print(f"plot saved to {plot}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("backtest")(backtest)

@@ -1,0 +1,264 @@
+"""Replay recorded history: prices.csv and narratives.jsonl from a directory, as Ticks.
+
+prices.csv
+    A header row with (at least) the columns ``timestamp,symbol,open,high,low,close,volume``
+    in any order (other columns are ignored), then one bar a row, rows in any order, any
+    number of symbols. ``timestamp`` is ISO-8601 (``2026-01-02T14:30:00Z``; an offset is
+    converted to UTC; no offset means UTC). Prices must be finite and > 0, volume finite and
+    >= 0, high >= low, and a (timestamp, symbol) pair may appear once.
+
+narratives.jsonl
+    One JSON object a line (blank lines are skipped): ``timestamp`` (ISO-8601 string),
+    ``narrative_id`` (string), ``assets`` (a non-empty list of symbols), ``intensity``
+    (number >= 0), ``sentiment`` (number from -1 to 1), optional ``headline`` and ``source``
+    (strings).
+
+Everything is read and checked before the first tick is produced: a bad row is a
+``ReplayError`` naming the file and the line (``prices.csv line 17: close is NaN``), and
+nothing runs on half a file. Ticks come out in time order, one per distinct timestamp, with
+that timestamp's bars (sorted by symbol) and events (in file order).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rawe_cli.errors import RaweError
+from rawe_cli.feeds.base import Tick, paced
+from rawe_cli.models import Bar, NarrativeEvent
+
+PRICES = "prices.csv"
+NARRATIVES = "narratives.jsonl"
+PRICE_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
+
+
+class ReplayError(RaweError):
+    """A replay file that is missing or does not validate."""
+
+
+def parse_timestamp(text: str) -> float:
+    """ISO-8601 to epoch seconds (UTC). Raises ValueError."""
+    text = text.strip()
+    if not text:
+        raise ValueError("empty")
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def _number(where: str, name: str, raw: str) -> float:
+    text = raw.strip()
+    if not text:
+        raise ReplayError(f"{where}: {name} is empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ReplayError(f"{where}: {name} is not a number: {raw!r}") from None
+    if math.isnan(value):
+        raise ReplayError(f"{where}: {name} is NaN")
+    if math.isinf(value):
+        raise ReplayError(f"{where}: {name} is infinite")
+    return value
+
+
+def read_prices(path: Path) -> list[Bar]:
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ReplayError(f"{path}: cannot read: {exc.strerror}") from None
+    bars: list[Bar] = []
+    seen: dict[tuple[float, str], int] = {}
+    with handle:
+        reader = csv.reader(handle)
+        try:
+            header = next(reader, None)
+            if header is None:
+                raise ReplayError(f"{path}: empty file (expected a header: "
+                                  f"{','.join(PRICE_COLUMNS)})")
+            names = [h.strip().lower() for h in header]
+            missing = [c for c in PRICE_COLUMNS if c not in names]
+            if missing:
+                raise ReplayError(f"{path} line 1: missing column "
+                                  + ", ".join(repr(c) for c in missing))
+            idx = {c: names.index(c) for c in PRICE_COLUMNS}
+            width = len(names)
+            for row in reader:
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                where = f"{path} line {reader.line_num}"
+                if len(row) != width:
+                    raise ReplayError(f"{where}: expected {width} fields, got {len(row)}")
+                raw_ts = row[idx["timestamp"]]
+                try:
+                    ts = parse_timestamp(raw_ts)
+                except ValueError:
+                    raise ReplayError(f"{where}: bad timestamp {raw_ts!r} (expected ISO-8601, "
+                                      "e.g. 2026-01-02T14:30:00Z)") from None
+                symbol = row[idx["symbol"]].strip()
+                if not symbol:
+                    raise ReplayError(f"{where}: symbol is empty")
+                o, h, lo, c = (_number(where, k, row[idx[k]])
+                               for k in ("open", "high", "low", "close"))
+                for k, v in (("open", o), ("high", h), ("low", lo), ("close", c)):
+                    if v < 0:
+                        raise ReplayError(f"{where}: {k} is negative ({v:g})")
+                    if v == 0:
+                        raise ReplayError(f"{where}: {k} is zero (prices must be > 0)")
+                if h < lo:
+                    raise ReplayError(f"{where}: high ({h:g}) is below low ({lo:g})")
+                vol = _number(where, "volume", row[idx["volume"]])
+                if vol < 0:
+                    raise ReplayError(f"{where}: volume is negative ({vol:g})")
+                key = (ts, symbol)
+                first = seen.get(key)
+                if first is not None:
+                    raise ReplayError(f"{where}: a second bar for {symbol} at {raw_ts.strip()} "
+                                      f"(first on line {first})")
+                seen[key] = reader.line_num
+                bars.append(Bar(ts, symbol, o, h, lo, c, vol))
+        except csv.Error as exc:
+            raise ReplayError(f"{path} line {reader.line_num}: bad CSV: {exc}") from None
+        except UnicodeDecodeError:
+            raise ReplayError(f"{path}: not UTF-8 text") from None
+    if not bars:
+        raise ReplayError(f"{path}: no bars (only a header)")
+    return bars
+
+
+def _field(where: str, obj: dict[str, Any], name: str) -> Any:
+    if name not in obj:
+        raise ReplayError(f"{where}: missing field {name!r}")
+    return obj[name]
+
+
+def _json_number(where: str, name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ReplayError(f"{where}: {name} must be a number, got {json.dumps(value)}")
+    if not math.isfinite(value):
+        raise ReplayError(f"{where}: {name} is not finite")
+    return float(value)
+
+
+def _event(where: str, obj: Any) -> NarrativeEvent:
+    if not isinstance(obj, dict):
+        raise ReplayError(f"{where}: expected a JSON object")
+    raw_ts = _field(where, obj, "timestamp")
+    if not isinstance(raw_ts, str):
+        raise ReplayError(f"{where}: timestamp must be an ISO-8601 string")
+    try:
+        ts = parse_timestamp(raw_ts)
+    except ValueError:
+        raise ReplayError(f"{where}: bad timestamp {raw_ts!r} (expected ISO-8601, "
+                          "e.g. 2026-01-02T14:30:00Z)") from None
+    nid = _field(where, obj, "narrative_id")
+    if not isinstance(nid, str) or not nid.strip():
+        raise ReplayError(f"{where}: narrative_id must be a non-empty string")
+    assets = _field(where, obj, "assets")
+    if (not isinstance(assets, list) or not assets
+            or not all(isinstance(a, str) and a.strip() for a in assets)):
+        raise ReplayError(f"{where}: assets must be a non-empty list of symbols")
+    intensity = _json_number(where, "intensity", _field(where, obj, "intensity"))
+    if intensity < 0:
+        raise ReplayError(f"{where}: intensity is negative ({intensity:g})")
+    sentiment = _json_number(where, "sentiment", _field(where, obj, "sentiment"))
+    if not -1.0 <= sentiment <= 1.0:
+        raise ReplayError(f"{where}: sentiment {sentiment:g} is outside -1..1")
+    extra: dict[str, str] = {}
+    for name in ("headline", "source"):
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            raise ReplayError(f"{where}: {name} must be a string")
+        extra[name] = value or ""
+    return NarrativeEvent(ts, nid.strip(), tuple(a.strip() for a in assets), intensity,
+                          sentiment, extra["headline"], extra["source"])
+
+
+def read_narratives(path: Path) -> list[NarrativeEvent]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReplayError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise ReplayError(f"{path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise ReplayError(f"{path}: cannot read: {exc.strerror}") from None
+    events: list[NarrativeEvent] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path} line {n}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ReplayError(f"{where}: bad JSON: {exc.msg} (column {exc.colno})") from None
+        events.append(_event(where, obj))
+    return events
+
+
+def merge(bars: list[Bar], events: list[NarrativeEvent]) -> list[Tick]:
+    """One tick per distinct timestamp: its bars by symbol, its events in file order."""
+    by_time: dict[float, tuple[list[Bar], list[NarrativeEvent]]] = {}
+    for bar in bars:
+        by_time.setdefault(bar.timestamp, ([], []))[0].append(bar)
+    for event in events:
+        by_time.setdefault(event.timestamp, ([], []))[1].append(event)
+    ticks: list[Tick] = []
+    for i, ts in enumerate(sorted(by_time)):
+        tick_bars, tick_events = by_time[ts]
+        tick_bars.sort(key=lambda b: b.symbol)
+        ticks.append(Tick(i, ts, "", tuple(tick_bars), tuple(tick_events)))
+    return ticks
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayData:
+    directory: Path
+    ticks: list[Tick]
+    bars: int
+    events: int
+    symbols: tuple[str, ...]
+
+    @property
+    def start(self) -> float:
+        return self.ticks[0].timestamp
+
+    @property
+    def end(self) -> float:
+        return self.ticks[-1].timestamp
+
+
+def load(directory: str | Path) -> ReplayData:
+    """Read and check both files of `directory`; raise ReplayError on the first bad line."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ReplayError(f"{d}: not a directory (expected {PRICES} and {NARRATIVES} in it)")
+    bars = read_prices(d / PRICES)
+    events = read_narratives(d / NARRATIVES)
+    symbols = tuple(sorted({b.symbol for b in bars}))
+    return ReplayData(d, merge(bars, events), len(bars), len(events), symbols)
+
+
+@dataclass(slots=True)
+class ReplayFeed:
+    """Recorded ticks as a Feed (for the run loop); `speed` None means as fast as possible."""
+
+    data: ReplayData
+    speed: float | None = None
+
+    def ticks(self) -> AsyncIterator[Tick]:
+        step = max(1e-9, (self.data.end - self.data.start) / max(1, len(self.data.ticks) - 1))
+        return paced(iter(self.data.ticks), step, self.speed)
+
+
+def iter_ticks(data: ReplayData) -> Iterator[Tick]:
+    return iter(data.ticks)
