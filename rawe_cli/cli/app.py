@@ -38,10 +38,11 @@ def _root(
 
 
 def _register() -> None:
-    from rawe_cli.cli import personalities, run
+    from rawe_cli.cli import doctor, personalities, run
 
     run.register(app)
     personalities.register(app)
+    doctor.register(app)
 
 
 _register()
