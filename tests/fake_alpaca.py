@@ -72,7 +72,8 @@ class FakeAlpaca:
         self.on_data: Callable[[FakeAlpaca], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
+                                        daemon=True)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
