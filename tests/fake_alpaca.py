@@ -11,6 +11,7 @@ Knobs a test turns:
   (a gateway timeout after the order was created), the case that makes a retry a duplicate.
 * ``fill_plan``: cumulative filled fractions of each new order, the first at creation and one
   more at each later read of the order; ending below 1.0 ends in ``end_status`` (canceled).
+* ``hold`` / ``release()``: new orders stay unfilled until released (a crash mid-order).
 * ``prices``: the market; fills and the data endpoints use it. ``market_open``: the clock.
 * ``buying_power``: a buy worth more answers 403 "insufficient buying power".
 * ``news``: articles served by /v1beta1/news.
@@ -58,6 +59,8 @@ class FakeAlpaca:
         self.by_coid: dict[str, str] = {}
         self._plan_of: dict[str, tuple[list[float], int]] = {}
         self.fill_plan: list[float] = [1.0]
+        self.hold = False  # new orders stay "accepted" until release()
+        self._held: set[str] = set()
         self.end_status = "canceled"
         self.prices: dict[str, float] = {}
         self.default_price = 100.0
@@ -133,11 +136,14 @@ class FakeAlpaca:
                                  "type": "market", "time_in_force": "day",
                                  "client_order_id": coid}, plan)
 
-    def release(self, plan: list[float] | None = None) -> None:
-        """Give every open order a new fill plan (e.g. [1.0]: fill at the next read)."""
+    def release(self, plan: list[float] | None = None, only: set[str] | None = None) -> None:
+        """Let held orders (all, or those client_order_ids) move along `plan` from their
+        next read (default [1.0]: filled at the next read)."""
         with self.lock:
+            self.hold = False
             for oid, order in self.orders.items():
-                if order["status"] in ("accepted", "new", "partially_filled"):
+                if oid in self._held and (only is None or order["client_order_id"] in only):
+                    self._held.discard(oid)
                     done = float(order["filled_qty"]) / float(order["qty"])
                     self._plan_of[oid] = ([done, *(plan or [1.0])], 0)
 
@@ -175,6 +181,8 @@ class FakeAlpaca:
         self.orders[oid] = order
         self.by_coid[order["client_order_id"]] = oid
         self._plan_of[oid] = (list(plan if plan is not None else self.fill_plan), 0)
+        if self.hold:
+            self._held.add(oid)
         self._advance(oid, first=True)
         return order
 
@@ -182,6 +190,8 @@ class FakeAlpaca:
         """Move the order one step along its fill plan."""
         order = self.orders[oid]
         if order["status"] in ("filled", "canceled", "rejected", "expired"):
+            return
+        if oid in self._held:
             return
         plan, step = self._plan_of[oid]
         if not first:

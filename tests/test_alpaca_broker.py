@@ -178,7 +178,7 @@ def test_500_until_attempts_run_out_stays_pending_then_resubmits(fake: FakeAlpac
     update = broker.submit(order("d-down"))
     assert update.status is OrderStatus.SUBMITTED
     assert "not confirmed after 3 attempts" in update.reason
-    assert fake.orders == {}
+    assert fake.orders == {} and waits == [0.01, 0.02]
     # next poll: Alpaca has never seen it -> sent again, same id
     later = broker.poll("d-down")
     assert later.status is OrderStatus.FILLED
