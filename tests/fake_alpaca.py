@@ -72,7 +72,7 @@ class FakeAlpaca:
         self.news: list[dict[str, Any]] = []
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
-        self.on_data: Callable[[FakeAlpaca], None] | None = None
+        self.on_data: Callable[[FakeAlpaca, str], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
@@ -393,7 +393,7 @@ class FakeAlpaca:
         latest = ("/v2/stocks/trades/latest", "/v1beta3/crypto/us/latest/trades",
                   "/v2/stocks/bars/latest", "/v1beta3/crypto/us/latest/bars")
         if path in latest and self.on_data is not None:
-            self.on_data(self)
+            self.on_data(self, path)
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             limit = int(q.get("limit") or 3)
             bars = {s: [self._bar(s, now - 60 * (limit - i)) for i in range(limit)]

@@ -2,8 +2,8 @@
 
 Words are lower-cased runs of letters (with an inner apostrophe). A word in POSITIVE counts
 +1, one in NEGATIVE counts -1; a negator (NEGATORS) flips the sign of the sentiment words in
-the next three words ("not approved", "no growth"). Headline words count twice, summary
-words once. With P positive and N negative counts,
+the next three words ("not approved", "no growth"), up to a punctuation mark or "but".
+Headline words count twice, summary words once. With P positive and N negative counts,
 
     sentiment = (P - N) / (P + N + 1)
 
@@ -45,6 +45,8 @@ NEGATORS = _list("not no never without isn't aren't wasn't doesn't didn't won't 
                  "cannot fails fail")
 
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?|[,.;:!?]")
+_BOUNDARY = frozenset({",", ".", ";", ":", "!", "?", "but"})
 _NEGATION_REACH = 3
 
 
@@ -56,7 +58,10 @@ def explain(text: str) -> list[tuple[str, int]]:
     """The sentiment words of `text` with their sign after negation."""
     out: list[tuple[str, int]] = []
     flip_left = 0
-    for w in words(text):
+    for w in _TOKEN.findall(text.lower()):
+        if w in _BOUNDARY:
+            flip_left = 0
+            continue
         if w in NEGATORS:
             flip_left = _NEGATION_REACH
             continue
