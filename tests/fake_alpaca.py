@@ -72,6 +72,7 @@ class FakeAlpaca:
         self.news: list[dict[str, Any]] = []
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
+        self.price_fn: Callable[[str], float] | None = None  # overrides `prices` when set
         self.on_data: Callable[[FakeAlpaca, str], None] | None = None
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -119,6 +120,8 @@ class FakeAlpaca:
                 self.faults.append(_Fault(method.upper(), path, status, apply, body))
 
     def price(self, symbol: str) -> float:
+        if self.price_fn is not None:
+            return self.price_fn(symbol)
         return self.prices.get(symbol, self.default_price)
 
     def requests(self, method: str, path: str) -> list[dict[str, Any]]:
@@ -434,6 +437,12 @@ def _handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            import socket  # headers and body go in two writes: no Nagle delay between them
+
+            self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

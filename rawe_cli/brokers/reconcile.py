@@ -78,7 +78,12 @@ def reconcile(col: Collective, broker: AlpacaBroker, now: float) -> ReconcileRep
         col.pending[d.id] = _Pending(order, d, filled=entry.filled_qty,
                                      value=entry.filled_qty * entry.avg_price, fee=entry.fee)
         before = entry.filled_qty
-        col._apply(update, now)
+        try:
+            col._apply(update, now)
+        except ValueError as exc:  # e.g. another decision's position on the asset
+            col.pending.pop(d.id, None)
+            report.errors.append(f"{d.id} {d.asset}: fills not applied: {exc}")
+            continue
         report.resumed.append(f"{d.id} {d.asset} {update.status.value} "
                               f"filled {update.filled_qty:g} (was {before:g})")
 
@@ -102,7 +107,12 @@ def reconcile(col: Collective, broker: AlpacaBroker, now: float) -> ReconcileRep
                           _f(found.qty), pos.mark, "close", now)
             col.pending[coid] = _Pending(order, None, close_reason=reason, filled=done,
                                          value=done * update.avg_price)
-            col._apply(update, now)
+            try:
+                col._apply(update, now)
+            except ValueError as exc:
+                col.pending.pop(coid, None)
+                report.errors.append(f"{coid} {asset}: fills not applied: {exc}")
+                break
             report.exits.append(f"{coid} {asset} {update.status.value} "
                                 f"filled {update.filled_qty:g}")
             break
