@@ -468,3 +468,15 @@ def closed_port_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+if __name__ == "__main__":  # serve until interrupted, for trying the CLI without an account
+    import signal
+    import time as _time
+
+    fake = FakeAlpaca().start()
+    fake.add_news(1, _time.time() - 300, "Apple beats estimates, raises outlook", ["AAPL"])
+    for name, value in fake.env().items():
+        print(f"export {name}={value}", flush=True)
+    signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    fake.stop()

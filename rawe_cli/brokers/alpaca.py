@@ -218,10 +218,10 @@ def classify(exc: BaseException) -> Failure:
     raise exc
 
 
-def keys_rejected(where: str, failure: Failure) -> BrokerError:
+def keys_rejected(where: str, failure: Failure, paper: bool = True) -> BrokerError:
+    which = "the paper account's keys" if paper else "the live account's keys (not paper's)"
     return BrokerError(f"Alpaca rejected the API keys at {where} ({failure}); check "
-                       f"{KEY_ENV}/{SECRET_ENV}" + ("" if "paper" in where else
-                                                    " (paper keys work only on paper-api)"))
+                       f"{KEY_ENV}/{SECRET_ENV}: {which}")
 
 
 def _f(x: Any) -> float:
@@ -301,7 +301,7 @@ class AlpacaBroker:
         except Exception as exc:
             failure = classify(exc)
             if failure.kind in ("auth", "rejected", "notfound"):
-                raise keys_rejected(self.cfg.endpoint, failure) from None
+                raise keys_rejected(self.cfg.endpoint, failure, self.cfg.paper) from None
             raise BrokerError(f"cannot reach Alpaca at {self.cfg.endpoint}: {failure}"
                               ) from None
         status = _val(acct.status)
@@ -335,7 +335,7 @@ class AlpacaBroker:
             except Exception as exc:
                 failure = classify(exc)
                 if failure.kind == "auth":
-                    raise keys_rejected(self.cfg.endpoint, failure) from None
+                    raise keys_rejected(self.cfg.endpoint, failure, self.cfg.paper) from None
                 return f"market clock unavailable ({failure})"
             self._clock = (now, bool(clock.is_open), clock.next_open.timestamp())
         if self._clock[1]:
@@ -381,7 +381,7 @@ class AlpacaBroker:
         except Exception as exc:
             failure = classify(exc)
         if failure.kind == "auth":
-            raise keys_rejected(self.cfg.endpoint, failure)
+            raise keys_rejected(self.cfg.endpoint, failure, self.cfg.paper)
         if failure.kind == "notfound":
             if coid in self._unconfirmed and coid in self._sent:
                 if self._unconfirmed[coid] < self.cfg.resubmits:
@@ -424,7 +424,7 @@ class AlpacaBroker:
             if failure.kind == "notfound":
                 return None
             if failure.kind == "auth":
-                raise keys_rejected(self.cfg.endpoint, failure) from None
+                raise keys_rejected(self.cfg.endpoint, failure, self.cfg.paper) from None
             return failure
 
     def _send(self, coid: str, request: Any) -> OrderUpdate:
@@ -441,7 +441,7 @@ class AlpacaBroker:
                 self.stats.submitted += 1
                 return self._remember(to_update(placed))
             if failure.kind == "auth":
-                raise keys_rejected(self.cfg.endpoint, failure)
+                raise keys_rejected(self.cfg.endpoint, failure, self.cfg.paper)
             if failure.kind == "transient":
                 last_failure = failure
                 continue
@@ -479,7 +479,7 @@ class AlpacaBroker:
             asset = self.client.get_asset(symbol)
         except Exception as exc:
             if classify(exc).kind == "auth":
-                raise keys_rejected(self.cfg.endpoint, classify(exc)) from None
+                raise keys_rejected(self.cfg.endpoint, classify(exc), self.cfg.paper) from None
             return False  # unknown: whole shares are always accepted; ask again next time
         self._fractionable[symbol] = bool(asset.fractionable)
         return self._fractionable[symbol]

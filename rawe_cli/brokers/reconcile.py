@@ -123,7 +123,7 @@ def reconcile(col: Collective, broker: AlpacaBroker, now: float) -> ReconcileRep
     except Exception as exc:
         failure = classify(exc)
         if failure.kind == "auth":
-            raise keys_rejected(broker.cfg.endpoint, failure) from None
+            raise keys_rejected(broker.cfg.endpoint, failure, broker.cfg.paper) from None
         report.errors.append(f"positions: {failure}")
         held = None
     if held is not None:
@@ -159,7 +159,7 @@ def reconcile(col: Collective, broker: AlpacaBroker, now: float) -> ReconcileRep
     except Exception as exc:
         failure = classify(exc)
         if failure.kind == "auth":
-            raise keys_rejected(broker.cfg.endpoint, failure) from None
+            raise keys_rejected(broker.cfg.endpoint, failure, broker.cfg.paper) from None
         report.errors.append(f"open orders: {failure}")
         orders = []
     for o in orders:
