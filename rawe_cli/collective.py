@@ -13,7 +13,8 @@ Decisions and orders:
 * Exits (stop-loss, take-profit, holding horizon) send a closing order with client_order_id
   ``<decision id>-x``.
 * A decision the risk checks refuse, or that the broker may not trade now (market closed),
-  is recorded as ``skipped`` with the reason; it is not retried.
+  or on an asset whose earlier order is still under way (a broker that fills later), is
+  recorded as ``skipped`` with the reason; it is not retried.
 """
 
 from __future__ import annotations
@@ -261,6 +262,11 @@ class Collective:
             self.on_decision(self.ledger[decision.id])
 
     def _open_or_flatten(self, decision: Decision, now: float) -> None:
+        if any(p.order.asset == decision.asset for p in self.pending.values()):
+            # a broker that fills later (Alpaca) still works on an order for this asset
+            self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED,
+                                     reason="an order on the asset is still under way"))
+            return
         held = self.portfolio.positions.get(decision.asset)
         if held is not None and held.direction is not decision.direction:
             entry = LedgerEntry(decision, FLATTENED, reason=f"closes {held.decision_id}")

@@ -175,6 +175,14 @@ async def run_embedded(
                      learner=make_learner(s), on_decision=on_decision)
     if opts.redis_url is not None:
         await store.restore(col)
+    reconciliation = None
+    reconcile = getattr(broker, "reconcile", None)  # brokers with a remote account
+    if reconcile is not None:
+        report = reconcile(col, time.time())
+        reconciliation = report.to_dict()
+        for line in report.lines() if log is not None else ():
+            log(line)
+        await store.save(col)
     await store.register_agents(list(col.records.values()))
     consumer = ProposalConsumer(bus, store, col, consumer="run", secret=bus_secret())
     await consumer.start()
@@ -219,6 +227,10 @@ async def run_embedded(
     await store.save(col)
     final = snapshot(col, state, consumer, decisions=None)
     final["stats"]["stopped_by"] = state.stopped_by
+    if reconciliation is not None:
+        final["reconciliation"] = reconciliation
+    if hasattr(broker, "stats"):
+        final["broker"] = {"name": broker.name, **broker.stats.to_dict()}
     if on_refresh is not None:
         on_refresh(snapshot(col, state, consumer))
     await client.aclose()

@@ -38,7 +38,16 @@ def _root(
 
 
 def _register() -> None:
-    from rawe_cli.cli import agents, backtest, consensus, inject, ledger, personalities, run
+    from rawe_cli.cli import (
+        agents,
+        backtest,
+        consensus,
+        doctor,
+        inject,
+        ledger,
+        personalities,
+        run,
+    )
 
     run.register(app)
     consensus.register(app)
@@ -47,6 +56,7 @@ def _register() -> None:
     ledger.register(app)
     personalities.register(app)
     backtest.register(app)
+    doctor.register(app)
 
 
 _register()

@@ -64,3 +64,27 @@ def settings_from(config: Path | None, **overrides: object):  # -> Settings
     from rawe_cli.config import load_settings
 
     return load_settings(config).with_overrides(**overrides)
+
+
+# -- where orders go and where prices come from (see brokers/factory.py, feeds/factory.py) --
+BrokerOpt = Annotated[
+    str,
+    typer.Option("--broker", help="Where orders go: paper (built in) or alpaca (an Alpaca "
+                 "account, paper trading unless --live; keys from APCA_API_KEY_ID and "
+                 "APCA_API_SECRET_KEY)."),
+]
+FeedOpt = Annotated[
+    str,
+    typer.Option("--feed", help="Market data: synthetic (the seeded world) or alpaca (Alpaca "
+                 "prices and news, polled every tick_seconds of wall time)."),
+]
+LiveOpt = Annotated[
+    bool,
+    typer.Option("--live", help="With --broker alpaca: trade REAL money on the live account "
+                 "(asks to type LIVE first)."),
+]
+ConfirmLiveOpt = Annotated[
+    bool,
+    typer.Option("--confirm-live", help="With --live: skip the confirmation prompt (for "
+                 "scripts)."),
+]

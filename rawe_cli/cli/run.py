@@ -8,8 +8,12 @@ import typer
 
 from rawe_cli.cli.options import (
     AgentsOpt,
+    BrokerOpt,
     ConfigOpt,
+    ConfirmLiveOpt,
+    FeedOpt,
     JsonOpt,
+    LiveOpt,
     NoDashboardOpt,
     PersonalitiesOpt,
     SchemeOpt,
@@ -44,6 +48,10 @@ def run(
         "from what it holds).", show_default=False)] = None,
     no_dashboard: NoDashboardOpt = False,
     json_out: JsonOpt = False,
+    broker: BrokerOpt = "paper",
+    feed: FeedOpt = "synthetic",
+    live: LiveOpt = False,
+    confirm_live: ConfirmLiveOpt = False,
 ) -> None:
     """Run world, narrative engine, agents, consensus, broker and portfolio in one process.
 
@@ -66,8 +74,15 @@ def run(
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window)
     chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    from rawe_cli.brokers.factory import make_broker
+    from rawe_cli.feeds.factory import make_feed
+
+    source = make_feed(feed, settings, ticks=ticks, fast=fast, speed=speed)
+    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live,
+                           log=lambda line: typer.echo(line, err=True))
     opts = RunOptions(settings=settings, personalities=chosen, ticks=ticks, duration=duration,
-                      fast=fast, speed=speed, redis_url=redis_url)
+                      fast=fast, speed=speed, redis_url=redis_url, broker=executor,
+                      feed=source)
 
     if json_out:
         result = asyncio.run(run_embedded(opts))

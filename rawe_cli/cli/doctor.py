@@ -1,0 +1,46 @@
+"""`rawe doctor`: one line per check (Redis, Alpaca keys, account, clock, market data, news)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from rawe_cli.cli.options import ConfigOpt, RedisUrlOpt
+
+
+def doctor(
+    redis_url: RedisUrlOpt = None,
+    no_redis: Annotated[bool, typer.Option("--no-redis", help="Skip the Redis check (an "
+                                           "embedded `rawe run` needs no Redis).")] = False,
+    config: ConfigOpt = None,
+    live: Annotated[bool, typer.Option("--live", help="Check the live account's endpoint "
+                                       "instead of paper (reads only).")] = False,
+) -> None:
+    """Check that Redis and Alpaca (keys, account, clock, market data, news) answer.
+
+    Prints OK, FAIL or SKIP with the reason for each; exits 1 if a needed check fails (news
+    is optional). Reads only: it never sends an order, with or without --live.
+    """
+    import asyncio
+
+    from rawe_cli.bus import DEFAULT_URL
+    from rawe_cli.cli.options import settings_from
+    from rawe_cli.doctor import SKIP, Check, check_alpaca, check_redis
+
+    settings = settings_from(config)
+    checks: list[Check] = []
+    if no_redis:
+        checks.append(Check("redis", SKIP, "--no-redis"))
+    else:
+        checks.append(asyncio.run(check_redis(redis_url or DEFAULT_URL)))
+    typer.echo(checks[-1].line())
+    for check in check_alpaca(settings.symbols, live=live):
+        checks.append(check)
+        typer.echo(check.line())
+    if any(c.failed for c in checks):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("doctor")(doctor)
