@@ -81,6 +81,7 @@ class ConsensusService:
         self.col: Collective | None = None
         self.state = RunState()
         self.started = time.monotonic()
+        self.classifier: Any = None  # the regime scheme's classifier, fed by market bars
 
     def _time_left(self) -> bool:
         d = self.opts.duration
@@ -134,6 +135,16 @@ class ConsensusService:
         loaded = await store.restore(col)
         self.say(f"restored {loaded['agents']} agents, {loaded['decisions']} decisions, "
                  f"{loaded['positions']} open positions")
+        reconcile = getattr(broker, "reconcile", None)  # brokers with a remote account
+        if reconcile is not None:
+            report = await asyncio.to_thread(reconcile, col, time.time())
+            for line in report.lines():
+                self.say(line)
+            await store.save(col, token)
+        if s.scheme == "regime":
+            from rawe_cli.core.regime import RegimeClassifier
+
+            self.classifier = RegimeClassifier()
         consumer = ProposalConsumer(bus, store, col, consumer=self.owner, secret=bus_secret(),
                                     fence=token,
                                     refresh_agents=lambda: self._sync_agents(store))
@@ -205,6 +216,7 @@ class ConsensusService:
     async def _follow_market(self, bus: Bus, last_id: str) -> str:
         assert self.col is not None
         entries = await bus.tail(self.keys.market, last_id, count=5000)
+        bars: list[Bar] = []
         for entry_id, fields in entries:
             last_id = entry_id
             try:
@@ -213,9 +225,12 @@ class ConsensusService:
                 await bus.dead_letter(self.keys.market, entry_id, fields, str(exc), self._now())
                 continue
             if isinstance(item, Bar):
+                bars.append(item)
                 self.col.on_bar(item)
                 self.state.now = max(self.state.now, item.timestamp)
                 self.state.tick += 1
+        if bars and self.classifier is not None:
+            self.col.set_regime(self.classifier.update(bars))
         return last_id
 
     def _now(self) -> float:

@@ -26,8 +26,9 @@ def agents(
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
     seed: SeedOpt = None,
-    feed: Annotated[str, typer.Option("--feed", help="synthetic: own the synthetic world and "
-                                      "publish it on the market stream; bus: follow the market "
+    feed: Annotated[str, typer.Option("--feed", help="synthetic: own the synthetic world; "
+                                      "alpaca: own an Alpaca prices+news feed (both are "
+                                      "published on the market stream); bus: follow the market "
                                       "stream another process owns.")] = "synthetic",
     speed: Annotated[float, typer.Option("--speed", help="Synthetic feed: event seconds per "
                                          "wall second.")] = 1.0,
@@ -46,8 +47,8 @@ def agents(
     from rawe_cli.config import load_personalities, pick_agents
     from rawe_cli.services import AgentsOptions, AgentsService
 
-    if feed not in ("synthetic", "bus"):
-        raise RaweError(f"--feed must be synthetic or bus, got {feed!r}")
+    if feed not in ("synthetic", "alpaca", "bus"):
+        raise RaweError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
     if speed <= 0:
         raise RaweError("--speed must be > 0")
     settings = settings_from(config, seed=seed, namespace=namespace)
@@ -59,8 +60,14 @@ def agents(
             return
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
+    source = None
+    if feed == "alpaca":
+        from rawe_cli.feeds.factory import make_feed
+
+        source = make_feed("alpaca", settings, ticks=ticks)
     opts = AgentsOptions(settings=settings, personalities=chosen, redis_url=redis_url,
-                         follow_bus=feed == "bus", speed=speed, ticks=ticks, duration=duration)
+                         feed=source, follow_bus=feed == "bus", speed=speed, ticks=ticks,
+                         duration=duration)
 
     async def main() -> None:
         service = AgentsService(opts, say)

@@ -8,7 +8,10 @@ import typer
 
 from rawe_cli.cli.options import (
     DEFAULT_REDIS_URL,
+    BrokerOpt,
     ConfigOpt,
+    ConfirmLiveOpt,
+    LiveOpt,
     NamespaceOpt,
     NoDashboardOpt,
     RedisUrlOpt,
@@ -33,6 +36,9 @@ def consensus(
                                           min=500)] = 3000,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS.",
                                                    show_default=False)] = None,
+    broker: BrokerOpt = "paper",
+    live: LiveOpt = False,
+    confirm_live: ConfirmLiveOpt = False,
     no_dashboard: NoDashboardOpt = False,
 ) -> None:
     """Run the consensus engine: read proposals, decide, trade, learn (one active, others
@@ -44,6 +50,7 @@ def consensus(
     from rich.console import Console
 
     from rawe_cli import views
+    from rawe_cli.brokers.factory import make_broker
     from rawe_cli.services import ConsensusOptions, ConsensusService
 
     settings = settings_from(config, scheme=scheme, threshold=threshold,
@@ -57,8 +64,9 @@ def consensus(
         (err if dashboard else console).print(line, markup=False, highlight=False,
                                               soft_wrap=True)
 
+    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = ConsensusOptions(settings=settings, redis_url=redis_url, lease_ms=lease_ms,
-                            duration=duration)
+                            duration=duration, broker=executor)
 
     async def main(on_refresh=None) -> None:  # type: ignore[no-untyped-def]
         service = ConsensusService(opts, say, on_refresh)
