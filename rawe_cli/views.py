@@ -18,6 +18,17 @@ def fmt_time(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def short_time(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def short_name(name: str) -> str:
+    """'The Momentum Chaser #2' -> 'Chaser #2': the last word is enough to tell them apart."""
+    base, _, variant = name.partition(" #")
+    word = base.split()[-1] if base.split() else base
+    return f"{word} #{variant}" if variant else word
+
+
 def money(x: float | None) -> Text:
     if x is None:
         return Text("-", style="dim")
@@ -57,27 +68,27 @@ _STATUS_STYLE = {"open": "cyan", "closed": "", "pending": "yellow", "skipped": "
 def decisions_table(decisions: list[dict[str, Any]], title: str = "Collective decisions",
                     newest_first: bool = True) -> Table:
     t = Table(title=title, expand=True, title_justify="left")
-    t.add_column("time", style="dim")
-    t.add_column("asset")
+    t.add_column("time", style="dim", no_wrap=True)
+    t.add_column("asset", no_wrap=True)
     t.add_column("dir")
     t.add_column("size", justify="right")
-    t.add_column("long w", justify="right")
-    t.add_column("short w", justify="right")
-    t.add_column("agents")
-    t.add_column("status")
-    t.add_column("P&L", justify="right")
+    t.add_column("long", justify="right")
+    t.add_column("short", justify="right")
+    t.add_column("agents", overflow="fold", min_width=20, ratio=1)
+    t.add_column("status", no_wrap=True)
+    t.add_column("P&L", justify="right", no_wrap=True)
     rows = list(reversed(decisions)) if newest_first else decisions
     for d in rows:
         style = "green" if d["direction"] == "long" else "red"
         status = d["status"] + (f" ({d['exit_reason']})" if d.get("exit_reason") else "")
         t.add_row(
-            fmt_time(d["timestamp"]),
+            short_time(d["timestamp"]),
             d["asset"],
             Text(d["direction"], style=style),
             f"{d['size']:.3f}",
             f"{d['long_weight']:.2f}",
             f"{d['short_weight']:.2f}",
-            ", ".join(a.replace("The ", "") for a in d["agents"]),
+            ", ".join(short_name(a) for a in d["agents"]),
             Text(status, style=_STATUS_STYLE.get(d["status"], "")),
             money(d.get("pnl")),
         )
