@@ -88,7 +88,7 @@ def decisions_table(decisions: list[dict[str, Any]], title: str = "Collective de
             f"{d['size']:.3f}",
             f"{d['long_weight']:.2f}",
             f"{d['short_weight']:.2f}",
-            ", ".join(short_name(a) for a in d["agents"]),
+            "\n".join(short_name(a) for a in d["agents"]),
             Text(status, style=_STATUS_STYLE.get(d["status"], "")),
             money(d.get("pnl")),
         )
