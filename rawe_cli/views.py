@@ -74,7 +74,7 @@ def decisions_table(decisions: list[dict[str, Any]], title: str = "Collective de
     t.add_column("size", justify="right")
     t.add_column("long", justify="right")
     t.add_column("short", justify="right")
-    t.add_column("agents", overflow="fold", min_width=20, ratio=1)
+    t.add_column("agents", no_wrap=True)
     t.add_column("status", no_wrap=True)
     t.add_column("P&L", justify="right", no_wrap=True)
     rows = list(reversed(decisions)) if newest_first else decisions
