@@ -99,7 +99,7 @@ class RunOptions:
     ticks: int | None = None
     duration: float | None = None
     fast: bool = False
-    speed: float = 25.0  # event seconds per wall second when not --fast
+    speed: float = 50.0  # event seconds per wall second when not --fast
     redis_url: str | None = None
     broker: Broker | None = None  # default: the paper broker
     feed: Feed | None = None  # default: the synthetic world (paced unless fast)
@@ -219,7 +219,7 @@ async def run_embedded(
                 state.stopped_by = "ticks"
                 break
         else:
-            state.stopped_by = state.stopped_by or "feed ended"
+            state.stopped_by = "signal" if stop.is_set() else (state.stopped_by or "feed ended")
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)

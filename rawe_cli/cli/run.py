@@ -42,7 +42,7 @@ def run(
     fast: Annotated[bool, typer.Option("--fast", help="Simulated time, as fast as it can.")
                     ] = False,
     speed: Annotated[float, typer.Option("--speed", help="Without --fast: event seconds per "
-                                         "wall second.")] = 25.0,
+                                         "wall second.")] = 50.0,
     redis_url: Annotated[str | None, typer.Option(
         "--redis-url", help="Use a real Redis instead of the embedded one (state carries on "
         "from what it holds).", show_default=False)] = None,
