@@ -101,7 +101,10 @@ def _parse_json(raw: str | bytes | None) -> dict[str, Any]:
     if raw is None:
         raise CodecError("missing field 'data'")
     try:
-        obj = json.loads(raw, parse_constant=lambda c: float(c))
+        # The default decoder already reads NaN and +-Infinity as floats (refused later as
+        # not finite); without keyword arguments json.loads reuses it instead of building
+        # a decoder per message.
+        obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise CodecError(f"bad JSON: {exc}") from None
     if not isinstance(obj, dict):
@@ -113,7 +116,48 @@ def _parse_json(raw: str | bytes | None) -> dict[str, Any]:
     return obj
 
 
+_DIRECTIONS = {"long": Direction.LONG, "short": Direction.SHORT}
+_INF = math.inf
+
+
+def _proposal_fast(d: dict[str, Any], now: float | None) -> Proposal | None:
+    """The common case in one pass: every field present or defaulted, strings of type str,
+    numbers of type float, all within bounds. None for anything else, which the checked path
+    then accepts (ints, say) or refuses with its exact reason. Accepts only what the checked
+    path accepts, and builds the same Proposal."""
+    g = d.get
+    direction = _DIRECTIONS.get(g("direction")) if type(g("direction")) is str else None
+    ident, agent, asset = g("id"), g("agent"), g("asset")
+    narrative, signal = g("narrative_id", ""), g("signal_type", "manual")
+    ts, size, profit = g("timestamp"), g("size"), g("expected_profit", 0.0)
+    risk, conf, horizon = g("risk_score", 0.5), g("confidence", 1.0), g("horizon", 300.0)
+    stop, take = g("stop_loss", 0.02), g("take_profit", 0.04)
+    if (direction is None
+            or type(ident) is not str or type(agent) is not str or type(asset) is not str
+            or type(narrative) is not str or type(signal) is not str
+            or not (0 < len(ident) <= MAX_ID_LENGTH and 0 < len(agent) <= MAX_ID_LENGTH
+                    and 0 < len(asset) <= MAX_ID_LENGTH and len(narrative) <= MAX_ID_LENGTH
+                    and len(signal) <= MAX_ID_LENGTH)
+            or type(ts) is not float or type(size) is not float or type(profit) is not float
+            or type(risk) is not float or type(conf) is not float
+            or type(horizon) is not float or type(stop) is not float
+            or type(take) is not float
+            or not (0.0 <= ts < _INF and 0.0 < size <= 1.0 and -_INF < profit < _INF
+                    and 0.0 <= risk <= 1.0 and 0.0 <= conf <= 1.0 and 0.0 < horizon < _INF
+                    and 0.0 < stop <= 1.0 and 0.0 < take < _INF)
+            or (now is not None and ts > now + MAX_FUTURE_SECONDS)):
+        return None
+    return Proposal(ident, agent, asset, direction, size, profit, risk, narrative, signal, ts,
+                    conf, horizon, stop, take)
+
+
 def proposal_from_dict(d: dict[str, Any], now: float | None = None) -> Proposal:
+    fast = _proposal_fast(d, now)
+    return fast if fast is not None else _proposal_checked(d, now)
+
+
+def _proposal_checked(d: dict[str, Any], now: float | None) -> Proposal:
+    """Field by field, raising CodecError with the first reason found."""
     direction = d.get("direction")
     if direction not in ("long", "short"):
         if direction is None:

@@ -80,10 +80,13 @@ class ProposalConsumer:
         await self.apply(entries, now)
         return len(entries)
 
-    async def poll(self, now: float, *, block_ms: int | None = None, count: int = 500) -> int:
+    async def poll(self, now: float | Callable[[], float], *, block_ms: int | None = None,
+                   count: int = 500) -> int:
+        """Read and apply one batch. `now` may be a clock, read when the batch arrives: a
+        blocking read must not stamp its decisions with the time it started waiting."""
         entries = await self.bus.read(self.stream, self.group, self.consumer, count=count,
                                       block_ms=block_ms)
-        await self.apply(entries, now)
+        await self.apply(entries, now() if callable(now) else now)
         return len(entries)
 
     async def drain(self, now: float) -> int:

@@ -163,7 +163,7 @@ class ConsensusService:
                         raise LostLease("lease expired or taken")
                     last_renew = mono
                 market_last = await self._follow_market(bus, market_last)
-                await consumer.poll(self._now(), block_ms=100)
+                await consumer.poll(self._now, block_ms=100)
                 if mono - last_chores >= 0.5:
                     last_chores = mono
                     await self._sync_agents(store)

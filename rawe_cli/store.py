@@ -86,20 +86,26 @@ class Store:
                     if current != fence:
                         raise Fenced(f"fencing token is {current}, this engine holds {fence}")
                 pipe.multi()
-                for name in dirty.agents:
-                    rec = col.records.get(name)
-                    if rec is not None:
-                        pipe.hset(k.agents, name, json.dumps(rec.to_dict()))
-                for did in dirty.decisions:
-                    entry = col.ledger[did]
-                    pipe.hset(k.decisions, did, codec.ledger_to_json(entry))
-                    pipe.zadd(k.decision_index, {did: entry.decision.timestamp})
-                for asset in dirty.positions:
-                    pos = col.portfolio.positions.get(asset)
-                    if pos is None:
-                        pipe.hdel(k.positions, asset)
-                    else:
-                        pipe.hset(k.positions, asset, codec.position_to_json(pos))
+                # One command per hash (not per field): at full load a save carries hundreds
+                # of decisions, and each command costs a round of packing and parsing.
+                agents = {name: json.dumps(rec.to_dict()) for name in dirty.agents
+                          if (rec := col.records.get(name)) is not None}
+                if agents:
+                    pipe.hset(k.agents, mapping=agents)
+                if dirty.decisions:
+                    entries = [col.ledger[did] for did in dirty.decisions]
+                    pipe.hset(k.decisions, mapping={e.decision.id: codec.ledger_to_json(e)
+                                                    for e in entries})
+                    pipe.zadd(k.decision_index, {e.decision.id: e.decision.timestamp
+                                                 for e in entries})
+                held = col.portfolio.positions
+                gone = [asset for asset in dirty.positions if asset not in held]
+                kept = {asset: codec.position_to_json(held[asset]) for asset in dirty.positions
+                        if asset in held}
+                if gone:
+                    pipe.hdel(k.positions, *gone)
+                if kept:
+                    pipe.hset(k.positions, mapping=kept)
                 pf = col.portfolio
                 pipe.hset(k.portfolio, mapping={
                     "initial_cash": repr(pf.initial_cash),

@@ -1,3 +1,4 @@
+import contextlib
 import json
 import math
 
@@ -67,6 +68,40 @@ def test_invalid_proposals_say_why(mutate, reason):
     mutate(d)
     with pytest.raises(CodecError, match=reason.replace("(", r"\(")):
         codec.decode_proposal(fields_of(d), now=NOW)
+
+
+def test_fast_path_agrees_with_the_checked_path():
+    """The one-pass decoder accepts only what the field-by-field one accepts, and builds
+    the same proposal; on anything else it steps aside."""
+    import random
+
+    rng = random.Random(3)
+    odd = [None, "", "x" * 101, "long", "short", "up", True, False, 0, 1, 2, -1, 0.0, 1.0,
+           1.5, -0.5, 1e308, math.inf, -math.inf, math.nan, NOW + 3600, [], {}, "0.5"]
+    base = codec.proposal_to_dict(proposal())
+    fast_hits = 0
+    for _ in range(4000):
+        d = dict(base)
+        for key in rng.sample(sorted(base), rng.randint(0, 3)):
+            if rng.random() < 0.2:
+                d.pop(key)
+            else:
+                d[key] = rng.choice(odd)
+        try:
+            checked = codec._proposal_checked(d, NOW)
+        except CodecError:
+            checked = None
+        fast = codec._proposal_fast(d, NOW)
+        if fast is not None:
+            fast_hits += 1
+            assert fast == checked, d
+            assert all(type(getattr(fast, f)) is type(getattr(checked, f))
+                       for f in ("size", "timestamp", "horizon", "id"))
+        got = None
+        with contextlib.suppress(CodecError):
+            got = codec.proposal_from_dict(d, NOW)
+        assert got == checked
+    assert 100 < fast_hits < 4000
 
 
 @pytest.mark.parametrize("bad", ["NaN", "Infinity", "-Infinity"])

@@ -61,8 +61,13 @@ def consensus(
     dashboard = not no_dashboard and sys.stdout.isatty()
 
     def say(line: str) -> None:
-        (err if dashboard else console).print(line, markup=False, highlight=False,
-                                              soft_wrap=True)
+        if not dashboard:
+            # One plain line per event (a decision is one): Rich's print costs ~50 us per
+            # line, a third of the engine's time at full load (benchmarks/e2e_bench.py).
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            return
+        err.print(line, markup=False, highlight=False, soft_wrap=True)
 
     executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = ConsensusOptions(settings=settings, redis_url=redis_url, lease_ms=lease_ms,
