@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from rawe_cli.errors import BusUnavailable
+from rawe_cli.errors import BusUnavailable, Fenced
 from rawe_cli.keys import Keys
 
 T = TypeVar("T")
@@ -105,6 +105,61 @@ async def with_reconnect(
         if started is not None:
             say(f"Redis reachable again after {time.monotonic() - started:.1f} s")
         return result
+
+
+# Apply a list of commands atomically, after checking the fencing token (ARGV[1]; '' = no
+# check). ARGV[2..] is a flat list: a count n, then the n words of one command, and so on.
+_FENCED_WRITE = """
+if ARGV[1] ~= '' then
+  local current = redis.call('GET', KEYS[1])
+  if current ~= ARGV[1] then
+    return redis.error_reply('FENCED token is ' .. tostring(current))
+  end
+end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+"""
+_CHUNK = 200  # fields (or ids) per command, to stay far below Lua's unpack limit
+
+Command = tuple[str, ...]
+
+
+def chunked(name: str, key: str, words: list[str], per: int = _CHUNK) -> list[Command]:
+    """`name key w1 w2 ...` split into commands of at most `per` pairs/ids."""
+    step = per * (2 if name in ("HSET", "ZADD") else 1)
+    return [(name, key, *words[i:i + step]) for i in range(0, len(words), step)]
+
+
+async def fenced_write(client: Any, fence_key: str, token: int | None,
+                       commands: list[Command]) -> None:
+    """Run `commands` atomically in one round trip, only if the fence still holds `token`.
+
+    Raises Fenced when another engine has taken over since.
+    """
+    if not commands:
+        return
+    import redis.exceptions as rex
+
+    args: list[str] = ["" if token is None else str(token)]
+    for cmd in commands:
+        args.append(str(len(cmd)))
+        args.extend(cmd)
+    script = getattr(client, "_rawe_fenced_write", None)
+    if script is None:
+        script = client.register_script(_FENCED_WRITE)
+        client._rawe_fenced_write = script
+    try:
+        await script(keys=[fence_key], args=args)
+    except rex.ResponseError as exc:
+        if "FENCED" in str(exc):
+            raise Fenced(f"{str(exc).split('FENCED ', 1)[-1]}, this engine holds {token}"
+                         ) from None
+        raise
 
 
 class Bus:

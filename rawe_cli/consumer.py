@@ -144,8 +144,8 @@ class ProposalConsumer:
             self.stats.dead_lettered += 1
             key = reason.split(":")[0]
             self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
-        await self.store.save(self.col, self.fence)
-        await self.bus.ack(self.stream, self.group, to_ack)
+        # The state and the acks of what it records go in one atomic, fenced write.
+        await self.store.save(self.col, self.fence, (self.stream, self.group, to_ack))
         self.stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:
@@ -162,5 +162,6 @@ class ProposalConsumer:
         return out
 
     async def expire(self, now: float) -> None:
-        """Ack entries whose votes have expired (call when idle)."""
-        await self.bus.ack(self.stream, self.group, self._expired(now))
+        """Save the state, with the acks of entries whose votes have expired."""
+        await self.store.save(self.col, self.fence, (self.stream, self.group,
+                                                     self._expired(now)))

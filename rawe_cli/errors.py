@@ -19,3 +19,7 @@ class BusUnavailable(RaweError):
 
 class BrokerError(RaweError):
     """The broker refused or failed in a way the user must act on."""
+
+
+class Fenced(Exception):
+    """Another engine holds a newer fencing token: this one must stop writing."""

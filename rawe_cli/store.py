@@ -1,8 +1,9 @@
 """Durable state in Redis: agent records, the decision ledger, open positions, the portfolio.
 
-Writes of the consensus engine are fenced: `save` runs in a WATCHed transaction that first
-checks the fencing token, so an engine that has lost its lease can never record an order or
-a fill after its successor started (it gets `Fenced` and stops).
+Writes of the consensus engine are fenced: `save` runs as one Lua script that first checks
+the fencing token and then applies every write (and the acks of the proposals whose effect
+it records) atomically, so an engine that has lost its lease can never record an order or a
+fill after its successor started (it gets `Fenced` and stands by).
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ import json
 from typing import Any
 
 from rawe_cli import codec
+from rawe_cli.bus import Command, chunked, fenced_write
 from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.keys import Keys
 from rawe_cli.models import Position
-
-
-class Fenced(Exception):
-    """Another engine holds a newer fencing token: this one must stop writing."""
 
 
 class Store:
@@ -67,61 +65,52 @@ class Store:
 
     # -- the engine's writes ----------------------------------------------------------------
 
-    async def save(self, col: Collective, fence: int | None = None) -> None:
-        """Write what changed in `col` (its `dirty` sets), atomically, then clear them.
+    async def save(self, col: Collective, fence: int | None = None,
+                   acks: tuple[str, str, list[str]] | None = None) -> None:
+        """Write what changed in `col` (its `dirty` sets) and ack `acks` (stream, group,
+        entry ids), atomically and in one round trip, then clear the dirty sets.
 
-        With `fence`, the write happens only if the stored fencing token still equals it.
+        With `fence`, nothing is written unless the stored fencing token still equals it
+        (raises Fenced).
         """
         dirty = col.dirty
-        if not (dirty.agents or dirty.decisions or dirty.positions or dirty.portfolio):
-            return
-        import redis.exceptions as rex
-
         k = self.keys
-        async with self.r.pipeline(transaction=True) as pipe:
-            try:
-                if fence is not None:
-                    await pipe.watch(k.fence)
-                    current = int(await pipe.get(k.fence) or 0)
-                    if current != fence:
-                        raise Fenced(f"fencing token is {current}, this engine holds {fence}")
-                pipe.multi()
-                # One command per hash (not per field): at full load a save carries hundreds
-                # of decisions, and each command costs a round of packing and parsing.
-                agents = {name: json.dumps(rec.to_dict()) for name in dirty.agents
-                          if (rec := col.records.get(name)) is not None}
-                if agents:
-                    pipe.hset(k.agents, mapping=agents)
-                if dirty.decisions:
-                    entries = [col.ledger[did] for did in dirty.decisions]
-                    pipe.hset(k.decisions, mapping={e.decision.id: codec.ledger_to_json(e)
-                                                    for e in entries})
-                    pipe.zadd(k.decision_index, {e.decision.id: e.decision.timestamp
-                                                 for e in entries})
-                held = col.portfolio.positions
-                gone = [asset for asset in dirty.positions if asset not in held]
-                kept = {asset: codec.position_to_json(held[asset]) for asset in dirty.positions
-                        if asset in held}
-                if gone:
-                    pipe.hdel(k.positions, *gone)
-                if kept:
-                    pipe.hset(k.positions, mapping=kept)
-                pf = col.portfolio
-                pipe.hset(k.portfolio, mapping={
-                    "initial_cash": repr(pf.initial_cash),
-                    "cash": repr(pf.cash),
-                    "realized_pnl": repr(pf.realized),
-                    "fees": repr(pf.fees),
-                    "closed_positions": str(pf.closed_count),
-                    "equity": repr(pf.equity()),
-                    "unrealized_pnl": repr(pf.unrealized()),
-                    "event_time": repr(col.event_time),
-                })
-                if pf.marks:
-                    pipe.hset(k.marks, mapping={s: repr(p) for s, p in pf.marks.items()})
-                await pipe.execute()
-            except rex.WatchError:
-                raise Fenced("the fencing token changed during the write") from None
+        commands: list[Command] = []
+        if dirty.agents or dirty.decisions or dirty.positions or dirty.portfolio:
+            # One command per hash (not per field): at full load a save carries hundreds
+            # of decisions, and each command costs a round of packing and parsing.
+            agents = [w for name in dirty.agents if (rec := col.records.get(name)) is not None
+                      for w in (name, json.dumps(rec.to_dict()))]
+            commands += chunked("HSET", k.agents, agents)
+            if dirty.decisions:
+                entries = [col.ledger[did] for did in dirty.decisions]
+                commands += chunked("HSET", k.decisions, [
+                    w for e in entries for w in (e.decision.id, codec.ledger_to_json(e))])
+                commands += chunked("ZADD", k.decision_index, [
+                    w for e in entries for w in (repr(e.decision.timestamp), e.decision.id)])
+            held = col.portfolio.positions
+            gone = [asset for asset in dirty.positions if asset not in held]
+            kept = [w for asset in dirty.positions if asset in held
+                    for w in (asset, codec.position_to_json(held[asset]))]
+            commands += chunked("HDEL", k.positions, gone)
+            commands += chunked("HSET", k.positions, kept)
+            pf = col.portfolio
+            commands.append(("HSET", k.portfolio,
+                             "initial_cash", repr(pf.initial_cash),
+                             "cash", repr(pf.cash),
+                             "realized_pnl", repr(pf.realized),
+                             "fees", repr(pf.fees),
+                             "closed_positions", str(pf.closed_count),
+                             "equity", repr(pf.equity()),
+                             "unrealized_pnl", repr(pf.unrealized()),
+                             "event_time", repr(col.event_time)))
+            if pf.marks:
+                commands += chunked("HSET", k.marks,
+                                    [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
+        if acks is not None and acks[2]:
+            stream, group, ids = acks
+            commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
+        await fenced_write(self.r, k.fence, fence, commands)
         dirty.clear()
 
     async def restore(self, col: Collective) -> dict[str, int]:

@@ -17,9 +17,10 @@ from rawe_cli.collective import Collective
 from rawe_cli.config import Settings
 from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
+from rawe_cli.errors import Fenced
 from rawe_cli.keys import Keys
 from rawe_cli.models import Bar, Direction, Proposal
-from rawe_cli.store import Fenced, Store
+from rawe_cli.store import Store
 from tests.conftest import free_port
 from tests.procs import Proc, rawe_json, wait_until
 
