@@ -21,6 +21,7 @@ reach the same decisions on the timed slice; the script checks that and fails ot
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import platform
 import random
@@ -78,20 +79,31 @@ def _engine(w: Workload) -> ConsensusEngine:
     return eng
 
 
-def run_ours(w: Workload) -> tuple[float, int, dict[int, tuple[str, Direction, tuple[str, ...]]]]:
-    """Seconds for the whole stream, decisions made, and each decision by stream index."""
+def run_ours(w: Workload) -> tuple[float, int]:
+    """Seconds for the whole stream on a fresh engine, and decisions made (incl. suppressed)."""
     eng = _engine(w)
     submit = eng.submit
-    results = []
-    append = results.append
+    stream = w.stream
+    gc.collect()
+    gc.freeze()  # the pre-generated stream is the harness's, not the engine's garbage
     start = time.perf_counter()
-    for p, now in w.stream:
-        append(submit(p, now))
+    for p, now in stream:
+        submit(p, now)
     elapsed = time.perf_counter() - start
-    decided = {i: (d.asset, d.direction, tuple(sorted(d.proposal_ids)))
-               for i, (s, d) in enumerate(results)
-               if d is not None and s in (DECIDED, SUPPRESSED)}
-    return elapsed, len(decided), decided
+    gc.unfreeze()
+    stats = eng.stats
+    return elapsed, stats[DECIDED] + stats[SUPPRESSED]
+
+
+def decisions_by_index(w: Workload) -> dict[int, tuple[str, Direction, tuple[str, ...]]]:
+    """Untimed: each decision of ours, keyed by the index of the proposal that triggered it."""
+    eng = _engine(w)
+    out = {}
+    for i, (p, now) in enumerate(w.stream):
+        _, d = eng.submit(p, now)
+        if d is not None:
+            out[i] = (d.asset, d.direction, tuple(sorted(d.proposal_ids)))
+    return out
 
 
 def run_seed(w: Workload, warmup: int, seconds: float, cap: int
@@ -107,6 +119,8 @@ def run_seed(w: Workload, warmup: int, seconds: float, cap: int
     stream = w.stream
     end = min(len(stream), warmup + cap)
     clock = time.perf_counter
+    gc.collect()
+    gc.freeze()
     start = clock()
     deadline = start + seconds
     i = warmup
@@ -117,6 +131,7 @@ def run_seed(w: Workload, warmup: int, seconds: float, cap: int
         if (i & 15) == 0 and clock() > deadline:
             break
     elapsed = clock() - start
+    gc.unfreeze()
     timed = i - warmup
     return elapsed, timed, len(seed.decisions) - before, seed.decisions[before:], held
 
@@ -151,10 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         runs = [run_ours(w) for _ in range(args.repeats)]
         ours_rate = statistics.median(n / r[0] for r in runs)
         decided = runs[0][1]
-        by_index = runs[0][2]
         seed_rate = None
         seed_note = ""
         if not args.no_seed:
+            by_index = decisions_by_index(w)
             srates = []
             for _ in range(args.seed_repeats):
                 secs, timed, _, sdec, held = run_seed(
