@@ -219,6 +219,37 @@ def test_set_weight_reweighs_live_votes_at_once() -> None:
     assert d.long_weight == pytest.approx(3.0)
 
 
+def test_set_weight_reaches_votes_on_many_assets() -> None:
+    eng = engine(6)
+    symbols = [f"S{i:03d}" for i in range(300)]
+    consumed = set(symbols[:150:7])
+    for k, sym in enumerate(symbols):
+        vote(eng, "a0", L if k % 2 else S, asset=sym)
+        if k % 3 == 0:
+            vote(eng, "a1", L, asset=sym)
+    for sym in consumed:  # a decision consumes a0's (and a1's) vote there
+        statuses = []
+        for a in ("a3", "a4", "a5"):
+            statuses.append(vote(eng, a, S, asset=sym)[0])
+            if statuses[-1] == DECIDED:
+                break
+        assert statuses[-1] == DECIDED
+    eng.set_weight("a0", 2.0)
+    for k, sym in enumerate(symbols):
+        t = eng.tally(sym, T0)
+        if sym in consumed:
+            assert (t.long_weight, t.short_weight, t.long_votes, t.short_votes) == (0, 0, 0, 0)
+            continue
+        a1 = 1.0 if k % 3 == 0 else 0.0
+        if k % 2:
+            assert (t.long_weight, t.short_weight) == (pytest.approx(2.0 + a1), a1 * 0), sym
+        else:
+            assert (t.long_weight, t.short_weight) == (pytest.approx(a1), 2.0), sym
+    eng.set_weight("a0", 0.5)
+    assert eng.tally("S299", T0).long_weight == pytest.approx(0.5)
+    assert eng.tally("S298", T0).short_weight == pytest.approx(0.5)
+
+
 # -- one vote per agent, redelivery -------------------------------------------------------
 
 
@@ -398,13 +429,12 @@ class _Reference:
     share: float | None
     window: float
     weights: dict[str, float] = field(default_factory=dict)
-    votes: dict[tuple[str, str], Proposal] = field(default_factory=dict)  # (asset, agent)
+    votes: dict[str, dict[str, Proposal]] = field(default_factory=dict)  # asset -> agent ->
     seen: set[str] = field(default_factory=set)
     holdings: dict[str, Direction] = field(default_factory=dict)
 
     def live(self, asset: str, now: float) -> list[Proposal]:
-        return [p for (a, _), p in self.votes.items()
-                if a == asset and p.timestamp + self.window > now]
+        return [p for p in self.votes.get(asset, {}).values() if p.timestamp + self.window > now]
 
     def sums(self, asset: str, now: float) -> tuple[float, float, int, int]:
         live = self.live(asset, now)
@@ -426,7 +456,7 @@ class _Reference:
         if p.timestamp + self.window <= now:
             return EXPIRED, None
         self.seen.add(p.id)
-        self.votes[(p.asset, p.agent)] = p
+        self.votes.setdefault(p.asset, {})[p.agent] = p
         lw, sw, _, _ = self.sums(p.asset, now)
         if max(lw, sw) + 1e-9 < self.threshold_now() or abs(lw - sw) <= 1e-9:
             return ACCEPTED, None
@@ -445,13 +475,14 @@ class _Reference:
             "size": sum(self.weights[q.agent] * q.size for q in win) / tw,
             "horizon": sum(self.weights[q.agent] * q.horizon for q in win) / tw,
         }
-        for key in [k for k in self.votes if k[0] == p.asset]:
-            del self.votes[key]  # consumed: both sides, and expired leftovers too
+        self.votes[p.asset] = {}  # consumed: both sides, and expired leftovers too
         return (SUPPRESSED if self.holdings.get(p.asset) is side else DECIDED), expect
 
 
-@pytest.mark.parametrize("seed,share", [(1, None), (2, None), (3, 0.4), (4, None)])
-def test_random_streams_match_a_from_scratch_reference(seed: int, share: float | None) -> None:
+@pytest.mark.parametrize("seed,share,n_assets", [
+    (1, None, 3), (2, None, 3), (3, 0.4, 3), (4, None, 3), (5, None, 40), (6, 0.3, 40)])
+def test_random_streams_match_a_from_scratch_reference(seed: int, share: float | None,
+                                                        n_assets: int) -> None:
     rng = random.Random(seed)
     threshold = rng.choice([2.0, 3.0, 3.5])
     eng = ConsensusEngine(threshold=threshold, threshold_share=share, window=10.0)
@@ -462,13 +493,13 @@ def test_random_streams_match_a_from_scratch_reference(seed: int, share: float |
         w = rng.choice(palette)
         eng.register(a, w)
         ref.weights[a] = w
-    assets = ["AAA", "BBB", "CCC"]
+    assets = [f"X{i:02d}" for i in range(n_assets)]
     sent: list[Proposal] = []
     now = T0
     counts = dict.fromkeys((ACCEPTED, DECIDED, SUPPRESSED, DUPLICATE, EXPIRED,
                             UNKNOWN_AGENT), 0)
     for step in range(4000):
-        now += rng.expovariate(8.0)  # ~8 proposals per event second: windows overlap
+        now += rng.expovariate(2.7 * n_assets)  # windows overlap on every asset
         r = rng.random()
         if r < 0.01:  # a regime change re-weighs everyone (equal weights make ties likely)
             w = rng.choice(palette)
