@@ -561,3 +561,21 @@ def test_random_streams_match_a_from_scratch_reference(seed: int, share: float |
     # the stream really exercised every path
     assert all(n > 0 for n in counts.values()), counts
     assert eng.stats["ties"] > 0, eng.stats
+
+
+def test_the_worked_example_of_docs_consensus_md() -> None:
+    eng = ConsensusEngine(threshold=3.0, window=10.0)
+    for name in "ABCDEF":
+        eng.register(name)
+    b = prop("B", L, T0 + 2)
+    steps = [(prop("A", L, T0), ACCEPTED, (1, 0)), (b, ACCEPTED, (2, 0)),
+             (b, DUPLICATE, (2, 0)), (prop("D", S, T0 + 3), ACCEPTED, (2, 1)),
+             (prop("C", L, T0 + 11), ACCEPTED, (2, 1)), (prop("E", L, T0 + 11.5), DECIDED, (0, 0)),
+             (prop("F", L, T0 + 13), ACCEPTED, (1, 0))]
+    for p, want, (n_long, n_short) in steps:
+        status, d = eng.submit(p, p.timestamp)
+        assert status == want, p.agent
+        t = eng.tally("AAPL", p.timestamp)
+        assert (t.long_votes, t.short_votes) == (n_long, n_short), p.agent
+        if status == DECIDED:
+            assert d is not None and d.agents == ("B", "C", "E") and d.opponents == ("D",)

@@ -16,6 +16,12 @@ Rules (README, "Consensus"):
   like any other; the runtime flattens the held position with it (see runtime).
 * Size is the weighted mean of the winning side's sizes; horizon, stop-loss and
   take-profit are weighted means too.
+* A proposal id counts once: a redelivered id is reported as a duplicate (ids are
+  remembered for `seen_retention` seconds of event time, 30 windows by default). A
+  proposal whose window has already passed when it arrives is reported expired; one from
+  an unregistered agent is rejected. Neither marks its id as seen.
+* A decision's id is a hash of its asset, direction and winning proposal ids: the same
+  proposals make the same id in any arrival order (it becomes the order's client id).
 
 Work per proposal is constant (amortised): running sums per asset and side, an expiry
 queue per asset, votes consumed once. Nothing rescans other assets or held proposals.
