@@ -3,6 +3,7 @@
     python benchmarks/consensus_bench.py                  # full run (about a minute)
     python benchmarks/consensus_bench.py --quick          # a few seconds
     python benchmarks/consensus_bench.py --assets 10 10000 --proposals 100000 --repeats 3
+    python benchmarks/consensus_bench.py --engine /tmp/old.py --no-seed   # another engine file
 
 Workload: 50 agents of weight 1.0, threshold 3.0, window 10 s. Proposals arrive as a Poisson
 stream at --rate per second of event time (default 2,000/s, so up to 20,000 votes can be
@@ -72,8 +73,24 @@ def make_workload(assets: int, n: int, *, agents: int = 50, rate: float = 2000.0
     return Workload(assets, agents, stream)
 
 
+ENGINE = ConsensusEngine
+
+
+def load_engine(path: str) -> type[ConsensusEngine]:
+    """Another consensus.py (e.g. an older commit's) with the same API, for before/after."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("alt_consensus", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"consensus_bench: error: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.ConsensusEngine
+
+
 def _engine(w: Workload) -> ConsensusEngine:
-    eng = ConsensusEngine(threshold=3.0, window=10.0)
+    eng = ENGINE(threshold=3.0, window=10.0)
     for i in range(w.agents):
         eng.register(f"agent-{i:02d}", 1.0)
     return eng
@@ -147,15 +164,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-max", type=int, default=200_000)
     ap.add_argument("--seed-repeats", type=int, default=3)
     ap.add_argument("--no-seed", action="store_true", help="skip the seed port")
+    ap.add_argument("--engine", metavar="PATH",
+                    help="time another consensus.py instead (e.g. `git show "
+                         "9dd913d:rawe_cli/core/consensus.py > /tmp/old.py`)")
     ap.add_argument("--quick", action="store_true",
                     help="60,000 proposals, 3 repeats, seed port 1 s x 1")
     args = ap.parse_args(argv)
+    global ENGINE
+    if args.engine:
+        ENGINE = load_engine(args.engine)
     if args.quick:
         args.proposals, args.repeats = 60_000, 3
         args.seed_seconds, args.seed_repeats = 1.0, 1
     if args.proposals <= args.seed_warmup and not args.no_seed:
         args.seed_warmup = args.proposals // 2
 
+    if args.engine:
+        print(f"engine: {args.engine}")
     print(f"python {platform.python_version()} on {platform.machine()}, "
           f"{os.cpu_count()} cores; 50 agents, threshold 3.0, window 10 s, "
           f"{args.rate:g} proposals per event second")
