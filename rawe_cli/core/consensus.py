@@ -16,18 +16,33 @@ Rules (README, "Consensus"):
   like any other; the runtime flattens the held position with it (see runtime).
 * Size is the weighted mean of the winning side's sizes; horizon, stop-loss and
   take-profit are weighted means too.
+* A proposal id counts once: a redelivered id is reported as a duplicate (ids are
+  remembered for `seen_retention` seconds of event time, 30 windows by default). A
+  proposal whose window has already passed when it arrives is reported expired; one from
+  an unregistered agent is rejected. Neither marks its id as seen.
+* A decision's id is a hash of its asset, direction and winning proposal ids: the same
+  proposals make the same id in any arrival order (it becomes the order's client id).
 
-Work per proposal is constant (amortised): running sums per asset and side, a heap of
-expiries per asset, votes consumed once. Nothing rescans other assets or held proposals.
+Work per proposal is constant (amortised): running sums per asset and side, an expiry
+queue per asset, votes consumed once. Nothing rescans other assets or held proposals.
 Pure: `now` is passed in.
+
+Hot-path notes (benchmarks/consensus_bench.py measures them): a live vote is the Proposal
+itself (its weight is always its agent's current weight, which set_weight keeps true), so
+nothing is allocated per vote; the expiry queue is a deque while an asset's timestamps
+arrive in order, with a heap only for late (out-of-order) arrivals; expired votes leave in
+(expiry, proposal id) order, exactly as from one heap, so the running sums see the same
+floating-point operations in the same order; seen ids live in one insertion-ordered dict;
+counters are plain ints behind the `stats` property.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 from collections import deque
 from dataclasses import dataclass
+from heapq import heappop, heappush
+from operator import attrgetter
 
 from rawe_cli.models import Decision, Direction, Proposal
 
@@ -39,45 +54,57 @@ EXPIRED = "expired"
 UNKNOWN_AGENT = "unknown_agent"
 
 _EPS = 1e-9
+_INF = float("inf")
 _LONG = Direction.LONG
-
-
-class _Live:
-    __slots__ = ("proposal", "weight")
-
-    def __init__(self, proposal: Proposal, weight: float) -> None:
-        self.proposal = proposal
-        self.weight = weight
+_SHORT = Direction.SHORT
+# Results without a decision are shared tuples: nothing to allocate on the common path.
+_ACCEPTED_NONE: tuple[str, Decision | None] = (ACCEPTED, None)
+_DUPLICATE_NONE: tuple[str, Decision | None] = (DUPLICATE, None)
+_EXPIRED_NONE: tuple[str, Decision | None] = (EXPIRED, None)
+_UNKNOWN_NONE: tuple[str, Decision | None] = (UNKNOWN_AGENT, None)
+_by_agent = attrgetter("agent")
 
 
 class _Book:
-    """One asset's window."""
+    """One asset's window.
 
-    __slots__ = ("expiries", "long_n", "long_w", "short_n", "short_w", "votes")
+    `votes` maps agent -> its live Proposal. `fifo` holds proposals whose timestamps arrived
+    in non-decreasing order (so it is sorted by expiry); a proposal older than the fifo's
+    newest (`last_ts`) goes to `late`, a heap of (expiry, id, proposal). Both may hold stale
+    entries (replaced or consumed votes); they are skipped when they come out. `next_expiry`
+    is the smallest expiry in either (or +inf): one comparison says whether to expire.
+    """
+
+    __slots__ = ("fifo", "last_ts", "late", "long_n", "long_w", "next_expiry", "short_n",
+                 "short_w", "votes")
 
     def __init__(self) -> None:
-        self.votes: dict[str, _Live] = {}  # agent -> live vote
-        self.expiries: list[tuple[float, str, str]] = []  # (expiry, proposal id, agent)
+        self.votes: dict[str, Proposal] = {}
+        self.fifo: deque[Proposal] = deque()
+        self.late: list[tuple[float, str, Proposal]] = []
+        self.next_expiry = _INF
+        self.last_ts = -_INF
         self.long_w = 0.0
         self.short_w = 0.0
         self.long_n = 0
         self.short_n = 0
 
-    def add(self, live: _Live) -> None:
-        if live.proposal.direction is _LONG:
-            self.long_w += live.weight
+    def add(self, direction: Direction, weight: float) -> None:
+        if direction is _LONG:
+            self.long_w += weight
             self.long_n += 1
         else:
-            self.short_w += live.weight
+            self.short_w += weight
             self.short_n += 1
 
-    def remove(self, live: _Live) -> None:
-        if live.proposal.direction is _LONG:
+    def remove(self, direction: Direction, weight: float) -> None:
+        # Back to exactly 0.0 when a side empties: no drift survives an empty side.
+        if direction is _LONG:
             self.long_n -= 1
-            self.long_w = self.long_w - live.weight if self.long_n else 0.0
+            self.long_w = self.long_w - weight if self.long_n else 0.0
         else:
             self.short_n -= 1
-            self.short_w = self.short_w - live.weight if self.short_n else 0.0
+            self.short_w = self.short_w - weight if self.short_n else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +137,61 @@ class ConsensusEngine:
             raise ValueError("threshold_share must be in (0, 1]")
         if window <= 0:
             raise ValueError("window must be > 0")
-        self.threshold = threshold
-        self.threshold_share = threshold_share
+        self._threshold = threshold
+        self._threshold_share = threshold_share
         self.window = window
         self._books: dict[str, _Book] = {}
         self._weights: dict[str, float] = {}
         self._total_weight = 0.0
-        self._agent_assets: dict[str, set[str]] = {}
+        self._effective = 0.0
+        self._agent_assets: dict[str, set[str]] = {}  # agent -> assets it has a live vote on
         self._holdings: dict[str, Direction] = {}
-        # Proposal ids seen recently, so a redelivered proposal never counts twice.
-        self._seen: set[str] = set()
-        self._seen_order: deque[tuple[float, str]] = deque()
+        # Proposal id -> event time it was seen, in insertion order, so a redelivered
+        # proposal never counts twice; ids older than the retention are forgotten.
+        self._seen: dict[str, float] = {}
         self._seen_retention = seen_retention if seen_retention is not None else 30 * window
-        self.stats = {ACCEPTED: 0, DECIDED: 0, SUPPRESSED: 0, DUPLICATE: 0, EXPIRED: 0,
-                      UNKNOWN_AGENT: 0, "ties": 0}
+        self._forgotten = 0  # ids dropped from _seen; accepted = len(_seen) + _forgotten
+        self._decided = self._suppressed = self._duplicate = 0
+        self._expired = self._unknown = self._ties = 0
+        self._update_threshold()
+
+    # -- thresholds and counters -------------------------------------------------------------
+
+    def _update_threshold(self) -> None:
+        if self._threshold_share is not None:
+            self._effective = self._threshold_share * self._total_weight
+        else:
+            self._effective = self._threshold
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: float) -> None:
+        self._threshold = value
+        self._update_threshold()
+
+    @property
+    def threshold_share(self) -> float | None:
+        return self._threshold_share
+
+    @threshold_share.setter
+    def threshold_share(self, value: float | None) -> None:
+        self._threshold_share = value
+        self._update_threshold()
+
+    @property
+    def effective_threshold(self) -> float:
+        return self._effective
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: proposals accepted (every vote taken, decided or not), decisions made,
+        suppressed, duplicates, expired on arrival, unknown agents, ties."""
+        return {ACCEPTED: len(self._seen) + self._forgotten, DECIDED: self._decided,
+                SUPPRESSED: self._suppressed, DUPLICATE: self._duplicate,
+                EXPIRED: self._expired, UNKNOWN_AGENT: self._unknown, "ties": self._ties}
 
     # -- agents and weights ----------------------------------------------------------------
 
@@ -136,6 +204,7 @@ class ConsensusEngine:
         self._weights[agent] = weight
         self._total_weight += weight
         self._agent_assets[agent] = set()
+        self._update_threshold()
 
     def set_weight(self, agent: str, weight: float) -> None:
         """Change an agent's weight; its live votes count with the new weight at once."""
@@ -144,12 +213,13 @@ class ConsensusEngine:
         old = self._weights[agent]
         self._weights[agent] = weight
         self._total_weight += weight - old
+        self._update_threshold()
+        books = self._books
         for asset in self._agent_assets[agent]:
-            book = self._books[asset]
-            live = book.votes[agent]
-            book.remove(live)
-            live.weight = weight
-            book.add(live)
+            book = books[asset]
+            direction = book.votes[agent].direction
+            book.remove(direction, old)
+            book.add(direction, weight)
 
     def weight(self, agent: str) -> float:
         return self._weights[agent]
@@ -157,12 +227,6 @@ class ConsensusEngine:
     @property
     def agents(self) -> dict[str, float]:
         return dict(self._weights)
-
-    @property
-    def effective_threshold(self) -> float:
-        if self.threshold_share is not None:
-            return self.threshold_share * self._total_weight
-        return self.threshold
 
     # -- holdings (told by the portfolio) ----------------------------------------------------
 
@@ -175,108 +239,159 @@ class ConsensusEngine:
     # -- votes ------------------------------------------------------------------------------
 
     def _forget_seen(self, now: float) -> None:
-        order = self._seen_order
+        seen = self._seen
         horizon = now - self._seen_retention
-        while order and order[0][0] < horizon:
-            self._seen.discard(order.popleft()[1])
+        old = []
+        for pid, t in seen.items():  # insertion order: oldest first
+            if t >= horizon:
+                break
+            old.append(pid)
+        for pid in old:
+            del seen[pid]
+        self._forgotten += len(old)
 
     def _expire(self, asset: str, book: _Book, now: float) -> None:
-        heap = book.expiries
-        while heap and heap[0][0] <= now:
-            _, pid, agent = heapq.heappop(heap)
-            live = book.votes.get(agent)
-            if live is not None and live.proposal.id == pid:
-                del book.votes[agent]
-                book.remove(live)
-                self._agent_assets[agent].discard(asset)
+        votes = book.votes
+        window = self.window
+        out: list[Proposal] = []
+        fifo = book.fifo
+        while fifo:
+            p = fifo[0]
+            if p.timestamp + window > now:
+                break
+            fifo.popleft()
+            if votes.get(p.agent) is p:
+                out.append(p)
+        late = book.late
+        while late and late[0][0] <= now:
+            p = heappop(late)[2]
+            if votes.get(p.agent) is p:
+                out.append(p)
+        if fifo:
+            nxt = fifo[0].timestamp + window
+        else:
+            nxt = _INF
+            book.last_ts = -_INF
+        if late and late[0][0] < nxt:
+            nxt = late[0][0]
+        book.next_expiry = nxt
+        if len(out) > 1:  # the order one heap of (expiry, id) would give
+            out.sort(key=lambda p: (p.timestamp + window, p.id))
+        weights = self._weights
+        agent_assets = self._agent_assets
+        for p in out:
+            agent = p.agent
+            del votes[agent]
+            book.remove(p.direction, weights[agent])
+            agent_assets[agent].discard(asset)
 
     def submit(self, proposal: Proposal, now: float) -> tuple[str, Decision | None]:
         """Count one proposal at event time `now`; returns (status, decision or None)."""
         pid = proposal.id
-        if pid in self._seen:
-            self.stats[DUPLICATE] += 1
-            return DUPLICATE, None
+        seen = self._seen
+        if pid in seen:
+            self._duplicate += 1
+            return _DUPLICATE_NONE
         agent = proposal.agent
         weight = self._weights.get(agent)
         if weight is None:
-            self.stats[UNKNOWN_AGENT] += 1
-            return UNKNOWN_AGENT, None
-        expiry = proposal.timestamp + self.window
+            self._unknown += 1
+            return _UNKNOWN_NONE
+        ts = proposal.timestamp
+        expiry = ts + self.window
         if expiry <= now:
-            self.stats[EXPIRED] += 1
-            return EXPIRED, None
-        self._seen.add(pid)
-        self._seen_order.append((now, pid))
-        if len(self._seen_order) & 1023 == 0:
+            self._expired += 1
+            return _EXPIRED_NONE
+        seen[pid] = now
+        if len(seen) & 1023 == 0:
             self._forget_seen(now)
 
         asset = proposal.asset
         book = self._books.get(asset)
         if book is None:
             book = self._books[asset] = _Book()
-        if book.expiries and book.expiries[0][0] <= now:
+        if book.next_expiry <= now:
             self._expire(asset, book, now)
-        old = book.votes.get(agent)
-        if old is not None:
-            book.remove(old)
-        live = _Live(proposal, weight)
-        book.votes[agent] = live
-        book.add(live)
-        self._agent_assets[agent].add(asset)
-        heapq.heappush(book.expiries, (expiry, pid, agent))
-        self.stats[ACCEPTED] += 1
-        return self._evaluate(asset, book, now)
+        votes = book.votes
+        old = votes.get(agent)
+        if old is None:
+            self._agent_assets[agent].add(asset)
+        elif old.direction is _LONG:  # the agent's newer proposal replaces its vote
+            book.long_n -= 1
+            book.long_w = book.long_w - weight if book.long_n else 0.0
+        else:
+            book.short_n -= 1
+            book.short_w = book.short_w - weight if book.short_n else 0.0
+        votes[agent] = proposal
+        if proposal.direction is _LONG:
+            long_w = book.long_w = book.long_w + weight
+            book.long_n += 1
+            short_w = book.short_w
+        else:
+            short_w = book.short_w = book.short_w + weight
+            book.short_n += 1
+            long_w = book.long_w
+        if ts >= book.last_ts:
+            book.fifo.append(proposal)
+            book.last_ts = ts
+        else:
+            heappush(book.late, (expiry, pid, proposal))
+        if expiry < book.next_expiry:
+            book.next_expiry = expiry
 
-    def _evaluate(self, asset: str, book: _Book, now: float) -> tuple[str, Decision | None]:
-        long_w, short_w = book.long_w, book.short_w
         top = long_w if long_w > short_w else short_w
-        if top + _EPS < self.effective_threshold:
-            return ACCEPTED, None
+        if top + _EPS < self._effective:
+            return _ACCEPTED_NONE
         if abs(long_w - short_w) <= _EPS:
-            self.stats["ties"] += 1
-            return ACCEPTED, None
-        direction = Direction.LONG if long_w > short_w else Direction.SHORT
-        held = self._holdings.get(asset)
+            self._ties += 1
+            return _ACCEPTED_NONE
+        direction = _LONG if long_w > short_w else _SHORT
         decision = self._decide(asset, book, direction, now)
-        if held is direction:
-            self.stats[SUPPRESSED] += 1
+        if self._holdings.get(asset) is direction:
+            self._suppressed += 1
             return SUPPRESSED, decision
-        self.stats[DECIDED] += 1
+        self._decided += 1
         return DECIDED, decision
 
     def _decide(self, asset: str, book: _Book, direction: Direction, now: float) -> Decision:
-        winners = [v for v in book.votes.values() if v.proposal.direction is direction]
-        losers = sorted((v.proposal.agent, v.proposal.id) for v in book.votes.values()
-                        if v.proposal.direction is not direction)
-        winners.sort(key=lambda v: v.proposal.agent)
-        total = sum(v.weight for v in winners)
-
-        def mean(attr: str) -> float:
-            return sum(v.weight * getattr(v.proposal, attr) for v in winners) / total
-
-        pids = tuple(v.proposal.id for v in winners)
+        votes = book.votes
+        winners: list[Proposal] = []
+        losers: list[Proposal] = []
+        for p in votes.values():
+            (winners if p.direction is direction else losers).append(p)
+        winners.sort(key=_by_agent)
+        losers.sort(key=_by_agent)  # one vote per agent: agent order is (agent, id) order
+        weights = self._weights
+        ws = [weights[p.agent] for p in winners]
+        pairs = list(zip(ws, winners, strict=True))
+        total = sum(ws)
+        pids = tuple([p.id for p in winners])
         decision = Decision(
             id=decision_id(asset, direction, pids),
             timestamp=now,
             asset=asset,
             direction=direction,
-            size=mean("size"),
+            size=sum([w * p.size for w, p in pairs]) / total,
             long_weight=book.long_w,
             short_weight=book.short_w,
-            threshold=self.effective_threshold,
-            agents=tuple(v.proposal.agent for v in winners),
-            opponents=tuple(a for a, _ in losers),
+            threshold=self._effective,
+            agents=tuple([p.agent for p in winners]),
+            opponents=tuple([p.agent for p in losers]),
             proposal_ids=pids,
-            horizon=mean("horizon"),
-            stop_loss=mean("stop_loss"),
-            take_profit=mean("take_profit"),
-            weights=tuple(v.weight for v in winners),
-            opponent_proposal_ids=tuple(pid for _, pid in losers),
+            horizon=sum([w * p.horizon for w, p in pairs]) / total,
+            stop_loss=sum([w * p.stop_loss for w, p in pairs]) / total,
+            take_profit=sum([w * p.take_profit for w, p in pairs]) / total,
+            weights=tuple(ws),
+            opponent_proposal_ids=tuple([p.id for p in losers]),
         )
-        for agent in book.votes:
-            self._agent_assets[agent].discard(asset)
-        book.votes.clear()
-        book.expiries.clear()
+        agent_assets = self._agent_assets
+        for agent in votes:
+            agent_assets[agent].discard(asset)
+        votes.clear()
+        book.fifo.clear()
+        book.late.clear()
+        book.next_expiry = _INF
+        book.last_ts = -_INF
         book.long_w = book.short_w = 0.0
         book.long_n = book.short_n = 0
         return decision
