@@ -109,16 +109,22 @@ class _Pending:
 
 @dataclass(slots=True)
 class Dirty:
+    """What changed since the last save. `votes` (vote counters only) may be saved lazily."""
+
     agents: set[str] = field(default_factory=set)
+    votes: set[str] = field(default_factory=set)
     decisions: set[str] = field(default_factory=set)
     positions: set[str] = field(default_factory=set)
     portfolio: bool = False
+    marks: bool = False
 
     def clear(self) -> None:
         self.agents.clear()
+        self.votes.clear()
         self.decisions.clear()
         self.positions.clear()
         self.portfolio = False
+        self.marks = False
 
 
 class Learner:
@@ -203,6 +209,7 @@ class Collective:
     def on_bar(self, bar: Bar) -> list[ClosedTrade]:
         """Mark the symbol; close its position if an exit is due; learn from due scores."""
         self.portfolio.mark(bar.symbol, bar.close)
+        self.dirty.marks = True
         if bar.timestamp > self.event_time:
             self.event_time = bar.timestamp
         self.broker.on_price(bar.symbol, bar.close, bar.timestamp)
@@ -252,7 +259,7 @@ class Collective:
             rec = self.records.get(name)
             if rec is not None:
                 rec.votes += 1
-                self.dirty.agents.add(name)
+                self.dirty.votes.add(name)
 
     def _execute(self, decision: Decision, now: float) -> None:
         if decision.id in self.ledger:  # replayed after a crash: never twice
@@ -378,6 +385,7 @@ class Collective:
         self.dirty.decisions.update(self.ledger)
         self.dirty.positions.update(self.portfolio.positions)
         self.dirty.portfolio = True
+        self.dirty.marks = True
 
     # -- snapshots ------------------------------------------------------------------------
 

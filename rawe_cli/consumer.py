@@ -145,7 +145,8 @@ class ProposalConsumer:
             key = reason.split(":")[0]
             self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
         # The state and the acks of what it records go in one atomic, fenced write.
-        await self.store.save(self.col, self.fence, (self.stream, self.group, to_ack))
+        await self.store.save(self.col, self.fence, (self.stream, self.group, to_ack),
+                              lazy_votes=True)
         self.stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:

@@ -66,35 +66,38 @@ class Store:
     # -- the engine's writes ----------------------------------------------------------------
 
     async def save(self, col: Collective, fence: int | None = None,
-                   acks: tuple[str, str, list[str]] | None = None) -> None:
+                   acks: tuple[str, str, list[str]] | None = None, *,
+                   lazy_votes: bool = False) -> None:
         """Write what changed in `col` (its `dirty` sets) and ack `acks` (stream, group,
         entry ids), atomically and in one round trip, then clear the dirty sets.
 
         With `fence`, nothing is written unless the stored fencing token still equals it
-        (raises Fenced).
+        (raises Fenced). With `lazy_votes`, agents whose only change is a vote counter wait
+        for a later save (the hot path saves every batch; counters need not).
         """
         dirty = col.dirty
         k = self.keys
         commands: list[Command] = []
-        if dirty.agents or dirty.decisions or dirty.positions or dirty.portfolio:
-            # One command per hash (not per field): at full load a save carries hundreds
-            # of decisions, and each command costs a round of packing and parsing.
-            agents = [w for name in dirty.agents if (rec := col.records.get(name)) is not None
-                      for w in (name, json.dumps(rec.to_dict()))]
-            commands += chunked("HSET", k.agents, agents)
-            if dirty.decisions:
-                entries = [col.ledger[did] for did in dirty.decisions]
-                commands += chunked("HSET", k.decisions, [
-                    w for e in entries for w in (e.decision.id, codec.ledger_to_json(e))])
-                commands += chunked("ZADD", k.decision_index, [
-                    w for e in entries for w in (repr(e.decision.timestamp), e.decision.id)])
-            held = col.portfolio.positions
-            gone = [asset for asset in dirty.positions if asset not in held]
-            kept = [w for asset in dirty.positions if asset in held
-                    for w in (asset, codec.position_to_json(held[asset]))]
-            commands += chunked("HDEL", k.positions, gone)
-            commands += chunked("HSET", k.positions, kept)
-            pf = col.portfolio
+        names = dirty.agents if lazy_votes else dirty.agents | dirty.votes
+        # One command per hash (not per field): at full load a save carries hundreds of
+        # decisions, and each command costs a round of packing and parsing.
+        agents = [w for name in names if (rec := col.records.get(name)) is not None
+                  for w in (name, json.dumps(rec.to_dict()))]
+        commands += chunked("HSET", k.agents, agents)
+        if dirty.decisions:
+            entries = [col.ledger[did] for did in dirty.decisions]
+            commands += chunked("HSET", k.decisions, [
+                w for e in entries for w in (e.decision.id, codec.ledger_to_json(e))])
+            commands += chunked("ZADD", k.decision_index, [
+                w for e in entries for w in (repr(e.decision.timestamp), e.decision.id)])
+        held = col.portfolio.positions
+        gone = [asset for asset in dirty.positions if asset not in held]
+        kept = [w for asset in dirty.positions if asset in held
+                for w in (asset, codec.position_to_json(held[asset]))]
+        commands += chunked("HDEL", k.positions, gone)
+        commands += chunked("HSET", k.positions, kept)
+        pf = col.portfolio
+        if dirty.portfolio or dirty.positions or dirty.marks:
             commands.append(("HSET", k.portfolio,
                              "initial_cash", repr(pf.initial_cash),
                              "cash", repr(pf.cash),
@@ -104,14 +107,16 @@ class Store:
                              "equity", repr(pf.equity()),
                              "unrealized_pnl", repr(pf.unrealized()),
                              "event_time", repr(col.event_time)))
-            if pf.marks:
-                commands += chunked("HSET", k.marks,
-                                    [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
+        if dirty.marks and pf.marks:
+            commands += chunked("HSET", k.marks,
+                                [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
         await fenced_write(self.r, k.fence, fence, commands)
+        votes = dirty.votes - names if lazy_votes else set()
         dirty.clear()
+        dirty.votes.update(votes)
 
     async def restore(self, col: Collective) -> dict[str, int]:
         """Load a previous engine's state into a fresh collective; returns what was loaded."""
