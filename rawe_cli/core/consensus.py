@@ -16,10 +16,12 @@ Rules (README, "Consensus"):
   like any other; the runtime flattens the held position with it (see runtime).
 * Size is the weighted mean of the winning side's sizes; horizon, stop-loss and
   take-profit are weighted means too.
-* A proposal id counts once: a redelivered id is reported as a duplicate (ids are
-  remembered for `seen_retention` seconds of event time, 30 windows by default). A
-  proposal whose window has already passed when it arrives is reported expired; one from
-  an unregistered agent is rejected. Neither marks its id as seen.
+* A proposal id counts once: a redelivered id is reported as a duplicate. An id is
+  remembered until its own window has passed (plus `seen_retention` seconds, 0 by
+  default): after that a redelivery is refused as expired anyway, so the table holds about
+  one window of ids, not the whole history. A proposal whose window has already passed when
+  it arrives is reported expired; one from an unregistered agent is rejected. Neither marks
+  its id as seen.
 * A decision's id is a hash of its asset, direction and winning proposal ids: the same
   proposals make the same id in any arrival order (it becomes the order's client id).
 
@@ -147,9 +149,10 @@ class ConsensusEngine:
         self._agent_assets: dict[str, set[str]] = {}  # agent -> assets it has a live vote on
         self._holdings: dict[str, Direction] = {}
         # Proposal id -> event time it was seen, in insertion order, so a redelivered
-        # proposal never counts twice; ids older than the retention are forgotten.
+        # proposal never counts twice; an id is kept (with its expiry) until its window and
+        # the retention have passed, when a redelivery would be refused as expired anyway.
         self._seen: dict[str, float] = {}
-        self._seen_retention = seen_retention if seen_retention is not None else 30 * window
+        self._seen_retention = seen_retention if seen_retention is not None else 0.0
         self._forgotten = 0  # ids dropped from _seen; accepted = len(_seen) + _forgotten
         self._decided = self._suppressed = self._duplicate = 0
         self._expired = self._unknown = self._ties = 0
@@ -242,8 +245,8 @@ class ConsensusEngine:
         seen = self._seen
         horizon = now - self._seen_retention
         old = []
-        for pid, t in seen.items():  # insertion order: oldest first
-            if t >= horizon:
+        for pid, expiry in seen.items():  # insertion order: roughly oldest expiry first; an
+            if expiry > horizon:  # id stuck behind a later one is only forgotten later
                 break
             old.append(pid)
         for pid in old:
@@ -302,7 +305,7 @@ class ConsensusEngine:
         if expiry <= now:
             self._expired += 1
             return _EXPIRED_NONE
-        seen[pid] = now
+        seen[pid] = expiry
         if len(seen) & 1023 == 0:
             self._forget_seen(now)
 
