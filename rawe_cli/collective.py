@@ -64,6 +64,14 @@ class LedgerEntry:
     pnl: float | None = None
     fence: int = 0
 
+    def line(self) -> str:
+        """One log line: what was decided, by whom, and what became of it."""
+        d = self.decision
+        return (f"decision {d.id} {d.asset} {d.direction.value} size={d.size:.4f} "
+                f"long={d.long_weight:.2f} short={d.short_weight:.2f} "
+                f"agents={','.join(d.agents)} -> {self.status}"
+                + (f" ({self.reason})" if self.reason else ""))
+
     def to_dict(self) -> dict[str, Any]:
         d = self.decision
         return {

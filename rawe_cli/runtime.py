@@ -20,7 +20,7 @@ from typing import Any
 from rawe_cli import codec
 from rawe_cli.brokers.base import Broker
 from rawe_cli.bus import Bus, connect
-from rawe_cli.collective import Collective
+from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.config import Personality, Settings
 from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.agent import Agent
@@ -163,13 +163,9 @@ async def run_embedded(
     bus, store = Bus(client, keys), Store(client, keys)
     broker = opts.broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps)
 
-    def on_decision(entry: Any) -> None:
+    def on_decision(entry: LedgerEntry) -> None:
         if log is not None:
-            d = entry.decision
-            log(f"decision {d.id} {d.asset} {d.direction.value} size={d.size:.4f} "
-                f"long={d.long_weight:.2f} short={d.short_weight:.2f} "
-                f"agents={','.join(d.agents)} -> {entry.status}"
-                + (f" ({entry.reason})" if entry.reason else ""))
+            log(entry.line())
 
     col = Collective(s, records_for(opts.personalities), make_scheme(s), broker,
                      learner=make_learner(s), on_decision=on_decision)

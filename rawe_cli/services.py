@@ -24,7 +24,7 @@ from typing import Any
 from rawe_cli import codec
 from rawe_cli.brokers.base import Broker
 from rawe_cli.bus import Bus, connect, connection_errors, with_reconnect
-from rawe_cli.collective import Collective
+from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.config import Personality, Settings
 from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.errors import CodecError, Fenced
@@ -241,12 +241,8 @@ class ConsensusService:
     def _now(self) -> float:
         return max(time.time(), self.state.now)
 
-    def _log_decision(self, entry: Any) -> None:
-        d = entry.decision
-        self.say(f"decision {d.id} {d.asset} {d.direction.value} size={d.size:.4f} "
-                 f"long={d.long_weight:.2f} short={d.short_weight:.2f} "
-                 f"agents={','.join(d.agents)} -> {entry.status}"
-                 + (f" ({entry.reason})" if entry.reason else ""))
+    def _log_decision(self, entry: LedgerEntry) -> None:
+        self.say(entry.line())
 
 
 # -- agents ------------------------------------------------------------------------------------
