@@ -215,8 +215,22 @@ class ConsensusService:
                 self.col.add_agent(rec)
 
     async def _market_tail(self, client: Any) -> str:
-        last = await client.xrevrange(self.keys.market, count=1)
-        return last[0][0] if last else "0-0"
+        """Take the last prices from the recent market stream; return where to follow it.
+
+        Only marks: exits and learning happen on bars that arrive from now on.
+        """
+        assert self.col is not None
+        recent = await client.xrevrange(self.keys.market, count=2000)
+        for _, fields in reversed(recent):
+            try:
+                item = codec.decode_market(fields)
+            except CodecError:
+                continue
+            if isinstance(item, Bar):
+                self.col.portfolio.mark(item.symbol, item.close)
+                self.col.broker.on_price(item.symbol, item.close, item.timestamp)
+                self.state.now = max(self.state.now, item.timestamp)
+        return recent[0][0] if recent else "0-0"
 
     async def _follow_market(self, bus: Bus, last_id: str) -> str:
         assert self.col is not None
