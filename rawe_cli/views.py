@@ -76,6 +76,7 @@ def decisions_table(decisions: list[dict[str, Any]], title: str = "Collective de
     t.add_column("short", justify="right")
     t.add_column("agents", no_wrap=True)
     t.add_column("status", no_wrap=True)
+    t.add_column("order", style="dim", no_wrap=True)
     t.add_column("P&L", justify="right", no_wrap=True)
     rows = list(reversed(decisions)) if newest_first else decisions
     for d in rows:
@@ -90,6 +91,7 @@ def decisions_table(decisions: list[dict[str, Any]], title: str = "Collective de
             f"{d['short_weight']:.2f}",
             "\n".join(short_name(a) for a in d["agents"]),
             Text(status, style=_STATUS_STYLE.get(d["status"], "")),
+            d.get("order_status", ""),
             money(d.get("pnl")),
         )
     return t
