@@ -20,7 +20,7 @@ from rawe_cli.errors import RaweError
 
 
 def _show(fetch: Callable[[], Any], render: Callable[[Any], Any], json_out: bool,
-          watch: bool) -> None:
+          watch: bool, empty: str) -> None:
     import asyncio
     import json
     import time
@@ -34,7 +34,8 @@ def _show(fetch: Callable[[], Any], render: Callable[[Any], Any], json_out: bool
         return
     console = Console()
     if not watch:
-        console.print(render(asyncio.run(fetch())))
+        rows = asyncio.run(fetch())
+        console.print(render(rows) if rows else f"nothing yet ({empty})")
         return
     from rich.live import Live
 
@@ -60,7 +61,8 @@ def weights(
     from rawe_cli.ops import read_agents
 
     keys = Keys(settings_from(config, namespace=namespace).namespace)
-    _show(lambda: read_agents(redis_url, keys), views.agents_table, json_out, watch)
+    _show(lambda: read_agents(redis_url, keys), views.agents_table, json_out, watch,
+          f"no agents registered under namespace {keys.namespace!r}")
 
 
 def decisions(
@@ -79,7 +81,8 @@ def decisions(
 
     keys = Keys(settings_from(config, namespace=namespace).namespace)
     _show(lambda: read_decisions(redis_url, keys, limit),
-          lambda rows: views.decisions_table(rows, newest_first=False), json_out, watch)
+          lambda rows: views.decisions_table(rows, newest_first=False), json_out, watch,
+          f"no decisions under namespace {keys.namespace!r}")
 
 
 def register(app: typer.Typer) -> None:
