@@ -78,7 +78,7 @@ class _Book:
     """
 
     __slots__ = ("fifo", "last_ts", "late", "long_n", "long_w", "next_expiry", "short_n",
-                 "short_w", "votes")
+                 "short_w", "votes", "wver")
 
     def __init__(self) -> None:
         self.votes: dict[str, Proposal] = {}
@@ -90,6 +90,7 @@ class _Book:
         self.short_w = 0.0
         self.long_n = 0
         self.short_n = 0
+        self.wver = 0  # the weights version its sums were computed with
 
     def add(self, direction: Direction, weight: float) -> None:
         if direction is _LONG:
@@ -146,7 +147,10 @@ class ConsensusEngine:
         self._weights: dict[str, float] = {}
         self._total_weight = 0.0
         self._effective = 0.0
-        self._agent_assets: dict[str, set[str]] = {}  # agent -> assets it has a live vote on
+        # Bumped by every weight change; a book whose sums were made with an older version
+        # recomputes them from its own votes when next touched (lazy re-weighing: a weight
+        # change costs nothing per asset, and no per-agent index is kept per proposal).
+        self._wversion = 0
         self._holdings: dict[str, Direction] = {}
         # Proposal id -> event time it was seen, in insertion order, so a redelivered
         # proposal never counts twice; an id is kept (with its expiry) until its window and
@@ -206,23 +210,35 @@ class ConsensusEngine:
             return
         self._weights[agent] = weight
         self._total_weight += weight
-        self._agent_assets[agent] = set()
         self._update_threshold()
 
     def set_weight(self, agent: str, weight: float) -> None:
-        """Change an agent's weight; its live votes count with the new weight at once."""
+        """Change an agent's weight; its live votes count with the new weight from the next
+        look at their asset on (every submit and tally looks first)."""
         if weight <= 0:
             raise ValueError("a weight must be > 0")
         old = self._weights[agent]
+        if weight == old:
+            return
         self._weights[agent] = weight
         self._total_weight += weight - old
         self._update_threshold()
-        books = self._books
-        for asset in self._agent_assets[agent]:
-            book = books[asset]
-            direction = book.votes[agent].direction
-            book.remove(direction, old)
-            book.add(direction, weight)
+        self._wversion += 1
+
+    def _resum(self, book: _Book) -> None:
+        """Recompute a book's sums from its votes with the current weights."""
+        weights = self._weights
+        long_w = short_w = 0.0
+        long_n = short_n = 0
+        for agent, p in sorted(book.votes.items()):
+            if p.direction is _LONG:
+                long_w += weights[agent]
+                long_n += 1
+            else:
+                short_w += weights[agent]
+                short_n += 1
+        book.long_w, book.short_w, book.long_n, book.short_n = long_w, short_w, long_n, short_n
+        book.wver = self._wversion
 
     def weight(self, agent: str) -> float:
         return self._weights[agent]
@@ -281,12 +297,10 @@ class ConsensusEngine:
         if len(out) > 1:  # the order one heap of (expiry, id) would give
             out.sort(key=lambda p: (p.timestamp + window, p.id))
         weights = self._weights
-        agent_assets = self._agent_assets
         for p in out:
             agent = p.agent
             del votes[agent]
             book.remove(p.direction, weights[agent])
-            agent_assets[agent].discard(asset)
 
     def submit(self, proposal: Proposal, now: float) -> tuple[str, Decision | None]:
         """Count one proposal at event time `now`; returns (status, decision or None)."""
@@ -313,18 +327,20 @@ class ConsensusEngine:
         book = self._books.get(asset)
         if book is None:
             book = self._books[asset] = _Book()
+            book.wver = self._wversion
+        elif book.wver != self._wversion:
+            self._resum(book)
         if book.next_expiry <= now:
             self._expire(asset, book, now)
         votes = book.votes
         old = votes.get(agent)
-        if old is None:
-            self._agent_assets[agent].add(asset)
-        elif old.direction is _LONG:  # the agent's newer proposal replaces its vote
-            book.long_n -= 1
-            book.long_w = book.long_w - weight if book.long_n else 0.0
-        else:
-            book.short_n -= 1
-            book.short_w = book.short_w - weight if book.short_n else 0.0
+        if old is not None:  # the agent's newer proposal replaces its vote
+            if old.direction is _LONG:
+                book.long_n -= 1
+                book.long_w = book.long_w - weight if book.long_n else 0.0
+            else:
+                book.short_n -= 1
+                book.short_w = book.short_w - weight if book.short_n else 0.0
         votes[agent] = proposal
         if proposal.direction is _LONG:
             long_w = book.long_w = book.long_w + weight
@@ -387,9 +403,6 @@ class ConsensusEngine:
             weights=tuple(ws),
             opponent_proposal_ids=tuple([p.id for p in losers]),
         )
-        agent_assets = self._agent_assets
-        for agent in votes:
-            agent_assets[agent].discard(asset)
         votes.clear()
         book.fifo.clear()
         book.late.clear()
@@ -403,5 +416,7 @@ class ConsensusEngine:
         book = self._books.get(asset)
         if book is None:
             return Tally(asset, 0.0, 0.0, 0, 0)
+        if book.wver != self._wversion:
+            self._resum(book)
         self._expire(asset, book, now)
         return Tally(asset, book.long_w, book.short_w, book.long_n, book.short_n)
