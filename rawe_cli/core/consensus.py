@@ -6,7 +6,8 @@ Rules (README, "Consensus"):
   proposal from it on the same asset replaces the older one.
 * A vote lives `window` seconds of event time from its proposal's timestamp.
 * Each side's sum is the sum of its voters' *current* weights: when a weight changes, the
-  live votes of that agent are re-weighted at once.
+  live votes of that agent count with the new weight from the next look at their asset on
+  (submit and tally both look first).
 * When the larger side reaches the threshold (absolute, or a share of all registered
   agents' weight) and is strictly larger than the other side, the collective decides.
   Equal sums are a tie: no trade, the votes stay.
@@ -30,8 +31,9 @@ queue per asset, votes consumed once. Nothing rescans other assets or held propo
 Pure: `now` is passed in.
 
 Hot-path notes (benchmarks/consensus_bench.py measures them): a live vote is the Proposal
-itself (its weight is always its agent's current weight, which set_weight keeps true), so
-nothing is allocated per vote; the expiry queue is a deque while an asset's timestamps
+itself, so nothing is allocated per vote; a weight change only bumps a weights version, and
+a book whose sums were made with an older version recomputes them from its own votes (at
+most one per agent) when next touched, so no per-agent index is kept per proposal; the expiry queue is a deque while an asset's timestamps
 arrive in order, with a heap only for late (out-of-order) arrivals; expired votes leave in
 (expiry, proposal id) order, exactly as from one heap, so the running sums see the same
 floating-point operations in the same order; seen ids live in one insertion-ordered dict;
