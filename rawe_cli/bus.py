@@ -48,7 +48,8 @@ async def connect(url: str | None, *, check: bool = True) -> Any:
     if url is None:
         import fakeredis
 
-        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+        return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True,
+                                        encoding_errors="replace")
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
@@ -57,6 +58,10 @@ async def connect(url: str | None, *, check: bool = True) -> Any:
         client = aioredis.from_url(
             url,
             decode_responses=True,
+            # A field that is not UTF-8 must not make XREADGROUP itself raise (the entry would
+            # stay pending and stop every engine that reclaims it): it decodes with U+FFFD and
+            # is then refused, with a reason, by the codec.
+            encoding_errors="replace",
             socket_connect_timeout=2,
             socket_timeout=5,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),

@@ -87,7 +87,10 @@ def _number(d: dict[str, Any], key: str, default: float | None = None, *,
         raise CodecError(f"missing field '{key}'")
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise CodecError(f"field '{key}' must be a number, got {value!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        raise CodecError(f"field '{key}' is out of range") from None
     if not math.isfinite(x):
         raise CodecError(f"field '{key}' must be finite, got {value!r}")
     if lo is not None and (x <= lo if lo_open else x < lo):
@@ -206,7 +209,8 @@ def decode_proposal(fields: dict[Any, Any], now: float | None = None,
         sig = _field(fields, "sig")
         if not sig:
             raise CodecError("unsigned proposal (a shared secret is configured)")
-        if not hmac.compare_digest(sig, sign(data or "", secret)):
+        expected = sign(data or "", secret).encode()
+        if not hmac.compare_digest(sig.encode("utf-8", "replace"), expected):
             raise CodecError("bad signature")
     return proposal_from_dict(_parse_json(data), now)
 
@@ -228,9 +232,22 @@ def encode_market(item: Bar | NarrativeEvent) -> dict[str, str]:
     return {"data": _dumps(body)}
 
 
-def decode_market(fields: dict[Any, Any]) -> Bar | NarrativeEvent:
+MAX_MARKET_JUMP_SECONDS = 86_400.0  # a market message this far ahead of `now` is refused
+
+
+def decode_market(fields: dict[Any, Any], now: float | None = None) -> Bar | NarrativeEvent:
+    """A bar or narrative event from stream fields; raises CodecError with the reason.
+
+    With `now` (the reader's clock), a message stamped more than a day ahead is refused: one
+    bar in milliseconds must not throw the engine's clock into the far future.
+    """
     d = _parse_json(_field(fields, "data"))
     kind = d.get("kind")
+    if now is not None:
+        ts = _number(d, "timestamp", lo=0)
+        if ts > now + MAX_MARKET_JUMP_SECONDS:
+            raise CodecError(f"timestamp is {ts - now:.0f} s ahead of the reader's clock "
+                             f"(at most {MAX_MARKET_JUMP_SECONDS:g} s allowed)")
     if kind == "bar":
         return Bar(_number(d, "timestamp", lo=0), _text(d, "symbol"),
                    _number(d, "open", lo=0, lo_open=True), _number(d, "high", lo=0, lo_open=True),

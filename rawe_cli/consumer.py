@@ -24,7 +24,7 @@ from rawe_cli import codec
 from rawe_cli.bus import Bus, Entry
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
-from rawe_cli.errors import CodecError
+from rawe_cli.errors import CodecError, RaweError
 from rawe_cli.keys import CONSENSUS_GROUP
 from rawe_cli.models import Decision
 from rawe_cli.store import Store
@@ -107,14 +107,21 @@ class ProposalConsumer:
             self.stats.read += 1
             try:
                 proposal = codec.decode_proposal(fields, now=now, secret=self.secret)
+                status, decision = self.col.on_proposal(proposal, now)
+                if status == cs.UNKNOWN_AGENT and self.refresh_agents is not None:
+                    await self.refresh_agents()
+                    status, decision = self.col.on_proposal(proposal, now)
             except CodecError as exc:
                 dead.append((entry_id, fields, str(exc)))
                 to_ack.append(entry_id)
                 continue
-            status, decision = self.col.on_proposal(proposal, now)
-            if status == cs.UNKNOWN_AGENT and self.refresh_agents is not None:
-                await self.refresh_agents()
-                status, decision = self.col.on_proposal(proposal, now)
+            except RaweError:
+                raise  # the user must act (e.g. broker keys rejected): stop, state is saved
+            except Exception as exc:  # a bug must not wedge the stream
+                # Left pending, this entry would stop every engine that reclaims it.
+                dead.append((entry_id, fields, f"internal error: {type(exc).__name__}: {exc}"))
+                to_ack.append(entry_id)
+                continue
             if status == cs.UNKNOWN_AGENT:
                 dead.append((entry_id, fields, f"agent {proposal.agent!r} is not registered"))
                 to_ack.append(entry_id)
@@ -128,6 +135,11 @@ class ProposalConsumer:
                     to_ack.append(entry_id)
                 continue
             self.stats.accepted += 1
+            replaced = self.col.engine.replaced  # the agent's older vote on the asset, if any
+            if replaced is not None:
+                eid = self._live.pop(replaced.id, None)
+                if eid is not None:
+                    to_ack.append(eid)
             self._live[proposal.id] = entry_id
             heapq.heappush(self._expiries, (proposal.timestamp + self.col.engine.window,
                                             proposal.id))

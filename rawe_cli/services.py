@@ -223,9 +223,9 @@ class ConsensusService:
         recent = await client.xrevrange(self.keys.market, count=2000)
         for _, fields in reversed(recent):
             try:
-                item = codec.decode_market(fields)
+                item = codec.decode_market(fields, self._now())
             except CodecError:
-                continue
+                continue  # dead-lettered when it was first read
             if isinstance(item, Bar):
                 self.col.portfolio.mark(item.symbol, item.close)
                 self.col.broker.on_price(item.symbol, item.close, item.timestamp)
@@ -239,7 +239,7 @@ class ConsensusService:
         for entry_id, fields in entries:
             last_id = entry_id
             try:
-                item = codec.decode_market(fields)
+                item = codec.decode_market(fields, self._now())
             except CodecError as exc:
                 await bus.dead_letter(self.keys.market, entry_id, fields, str(exc), self._now())
                 continue
@@ -355,6 +355,7 @@ class AgentsService:
         """Ticks rebuilt from the market stream another process publishes."""
         last = "$"
         index = 0
+        newest = time.time()  # the follower's clock: a bar far ahead of it is refused
         while not self.stop.is_set():
             entries = await with_reconnect(
                 lambda last=last: bus.tail(self.keys.market, last, count=2000, block_ms=1000),
@@ -363,9 +364,10 @@ class AgentsService:
             for entry_id, fields in entries:
                 last = entry_id
                 try:
-                    item = codec.decode_market(fields)
+                    item = codec.decode_market(fields, max(newest, time.time()))
                 except CodecError:
                     continue
+                newest = max(newest, item.timestamp)
                 (bars if isinstance(item, Bar) else events).append(item)
             if bars or events:
                 ts = max(x.timestamp for x in (*bars, *events))

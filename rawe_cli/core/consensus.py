@@ -33,11 +33,12 @@ Pure: `now` is passed in.
 Hot-path notes (benchmarks/consensus_bench.py measures them): a live vote is the Proposal
 itself, so nothing is allocated per vote; a weight change only bumps a weights version, and
 a book whose sums were made with an older version recomputes them from its own votes (at
-most one per agent) when next touched, so no per-agent index is kept per proposal; the expiry queue is a deque while an asset's timestamps
-arrive in order, with a heap only for late (out-of-order) arrivals; expired votes leave in
-(expiry, proposal id) order, exactly as from one heap, so the running sums see the same
-floating-point operations in the same order; seen ids live in one insertion-ordered dict;
-counters are plain ints behind the `stats` property.
+most one per agent) when next touched, so no per-agent index is kept per proposal; the
+expiry queue is a deque while an asset's timestamps arrive in order, with a heap only for
+late (out-of-order) arrivals; expired votes leave in (expiry, proposal id) order, exactly as
+from one heap, so the running sums see the same floating-point operations in the same
+order; seen ids live in one insertion-ordered dict; counters are plain ints behind the
+`stats` property.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ class ConsensusEngine:
         # recomputes them from its own votes when next touched (lazy re-weighing: a weight
         # change costs nothing per asset, and no per-agent index is kept per proposal).
         self._wversion = 0
+        # The vote the last accepted proposal replaced (the same agent's older proposal on
+        # the same asset), so a bus consumer can ack it; None when it replaced nothing.
+        self.replaced: Proposal | None = None
         self._holdings: dict[str, Direction] = {}
         # Proposal id -> event time it was seen, in insertion order, so a redelivered
         # proposal never counts twice; an id is kept (with its expiry) until its window and
@@ -335,7 +339,7 @@ class ConsensusEngine:
         if book.next_expiry <= now:
             self._expire(asset, book, now)
         votes = book.votes
-        old = votes.get(agent)
+        old = self.replaced = votes.get(agent)
         if old is not None:  # the agent's newer proposal replaces its vote
             if old.direction is _LONG:
                 book.long_n -= 1
