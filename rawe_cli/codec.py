@@ -297,7 +297,8 @@ def position_to_json(p: Position) -> str:
         "entry_price": p.entry_price, "entry_fee": p.entry_fee, "opened_at": p.opened_at,
         "decision_id": p.decision_id, "agents": list(p.agents), "opponents": list(p.opponents),
         "weights": list(p.weights), "horizon": p.horizon, "stop_loss": p.stop_loss,
-        "take_profit": p.take_profit, "mark": p.mark,
+        "take_profit": p.take_profit, "mark": p.mark, "exits": p.exits,
+        "exit_base_qty": p.exit_base_qty,
     })
 
 
@@ -309,4 +310,5 @@ def position_from_json(raw: str | bytes) -> Position:
         decision_id=d["decision_id"], agents=tuple(d["agents"]),
         opponents=tuple(d["opponents"]), weights=tuple(d["weights"]), horizon=d["horizon"],
         stop_loss=d["stop_loss"], take_profit=d["take_profit"], mark=d["mark"],
+        exits=int(d.get("exits", 0)), exit_base_qty=float(d.get("exit_base_qty", 0.0)),
     )

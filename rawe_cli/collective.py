@@ -11,7 +11,9 @@ Decisions and orders:
 * A decision *opposite* to a held position flattens it (exit reason ``reversed``, the closing
   order's client_order_id is the new decision id) and opens nothing; the next consensus may.
 * Exits (stop-loss, take-profit, holding horizon) send a closing order with client_order_id
-  ``<decision id>-x``.
+  ``<decision id>-x`` (a second attempt, after one that ended part-filled, ``-x2``, and so
+  on: a broker that is idempotent by id must never hand back an old exit's fills as new).
+  No exit is sent while any order on the asset is under way.
 * A decision the risk checks refuse, or that the broker may not trade now (market closed),
   or on an asset whose earlier order is still under way (a broker that fills later), is
   recorded as ``skipped`` with the reason; it is not retried.
@@ -39,6 +41,12 @@ from rawe_cli.models import (
     Proposal,
     Side,
 )
+
+
+def exit_order_id(decision_id: str, attempt: int) -> str:
+    """The client order id of a position's `attempt`-th closing order (1: ``<id>-x``)."""
+    return f"{decision_id}-x" if attempt <= 1 else f"{decision_id}-x{attempt}"
+
 
 # Ledger statuses of a decision.
 PENDING = "pending"  # order sent, not (fully) filled yet
@@ -283,12 +291,16 @@ class Collective:
                                      reason="an order on the asset is still under way"))
             return
         held = self.portfolio.positions.get(decision.asset)
+        blocked = self.broker.can_trade(decision.asset, now)
         if held is not None and held.direction is not decision.direction:
+            if blocked:  # nothing can be sent: say so, do not pretend to have flattened
+                self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED,
+                                         reason=f"cannot flatten {held.decision_id}: {blocked}"))
+                return
             entry = LedgerEntry(decision, FLATTENED, reason=f"closes {held.decision_id}")
             self._record(entry)
             self._close(decision.asset, EXIT_REVERSE, now, client_order_id=decision.id)
             return
-        blocked = self.broker.can_trade(decision.asset, now)
         sizing = size_order(decision, self.portfolio, self.limits)
         reason = blocked or sizing.reason
         if reason:
@@ -307,12 +319,18 @@ class Collective:
         pos = self.portfolio.positions.get(asset)
         if pos is None:
             return []
-        coid = client_order_id or f"{pos.decision_id}-x"
-        if any(p.order.asset == asset and p.decision is None for p in self.pending.values()):
-            return []  # a closing order is already under way
+        if any(p.order.asset == asset for p in self.pending.values()):
+            return []  # an order on the asset (opening or closing) is under way: wait
         blocked = self.broker.can_trade(asset, now)
         if blocked:
             return []  # try again at the next bar
+        if client_order_id is None:
+            pos.exits += 1
+            coid = exit_order_id(pos.decision_id, pos.exits)
+        else:
+            coid = client_order_id
+        pos.exit_base_qty = pos.qty
+        self.dirty.positions.add(asset)
         side = Side.SELL if pos.direction.sign > 0 else Side.BUY
         order = Order(coid, pos.decision_id, asset, side, pos.qty, pos.mark, "close", now)
         self.pending[coid] = _Pending(order, None, close_reason=reason)

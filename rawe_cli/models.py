@@ -213,6 +213,8 @@ class Position:
     stop_loss: float
     take_profit: float
     mark: float = 0.0
+    exits: int = 0  # closing orders sent so far (each has its own client order id)
+    exit_base_qty: float = 0.0  # the quantity when the latest closing order was sent
 
     def unrealized(self, mark: float | None = None) -> float:
         price = self.mark if mark is None else mark

@@ -7,8 +7,9 @@ Run after the ledger is restored and before the first tick:
    is followed again, and fills the ledger has not recorded yet are applied (only the part
    above the recorded filled quantity). Not found: the order never reached Alpaca, the
    decision is marked ``rejected``.
-2. For every open position, its closing order (``<decision id>-x``, or the id of a decision
-   that reversed it) is looked up; one Alpaca has is followed and its fills applied.
+2. For every open position, its latest closing order (``<decision id>-x``, ``-x2``...,
+   or the id of a decision that reversed it) is looked up; one Alpaca has is followed and
+   its fills applied.
 3. Alpaca's positions are compared with the collective's: equal, different quantities,
    held only at Alpaca (reported, never adopted) or only in the ledger (reported).
 4. Alpaca's open orders that the collective does not follow are reported (left alone).
@@ -31,7 +32,14 @@ from rawe_cli.brokers.alpaca import (
     keys_rejected,
     to_update,
 )
-from rawe_cli.collective import FLATTENED, PENDING, REJECTED, Collective, _Pending
+from rawe_cli.collective import (
+    FLATTENED,
+    PENDING,
+    REJECTED,
+    Collective,
+    _Pending,
+    exit_order_id,
+)
 from rawe_cli.core.portfolio import EXIT_REVERSE
 from rawe_cli.models import Order, OrderStatus, Side
 
@@ -91,18 +99,26 @@ def reconcile(col: Collective, broker: AlpacaBroker, now: float) -> ReconcileRep
     for asset, pos in sorted(col.portfolio.positions.items()):
         if any(p.order.asset == asset and p.decision is None for p in col.pending.values()):
             continue
-        opening = col.ledger.get(pos.decision_id)
-        candidates = [(f"{pos.decision_id}-x", EXIT_RECONCILED)] + [
-            (e.decision.id, EXIT_REVERSE) for e in col.ledger.values()
-            if e.status == FLATTENED and e.reason == f"closes {pos.decision_id}"]
-        for coid, reason in candidates:
+        # Only the latest closing order can still be under way (no exit is sent while one
+        # is): the one after the last recorded (sent, then the engine died before saving),
+        # the last recorded one, or the order of a decision that flattened the position.
+        # What of it is already applied: the quantity when it was sent minus what is left.
+        applied = max(0.0, pos.exit_base_qty - pos.qty) if pos.exit_base_qty else 0.0
+        candidates = [(exit_order_id(pos.decision_id, pos.exits + 1), EXIT_RECONCILED, 0.0)]
+        if pos.exits >= 1:
+            candidates.append((exit_order_id(pos.decision_id, pos.exits), EXIT_RECONCILED,
+                               applied))
+        candidates += [(e.decision.id, EXIT_REVERSE, applied) for e in col.ledger.values()
+                       if e.status == FLATTENED and e.reason == f"closes {pos.decision_id}"]
+        for coid, reason, done in candidates:
             found = look(coid)
             if found is None:
                 continue
             update = to_update(found)
             broker._remember(update)
-            # what of this exit is already applied: the opening fill minus what is left
-            done = max(0.0, (opening.filled_qty if opening else pos.qty) - pos.qty)
+            if coid == exit_order_id(pos.decision_id, pos.exits + 1):
+                pos.exits += 1  # sent before the crash, never recorded
+                pos.exit_base_qty = pos.qty
             order = Order(coid, pos.decision_id, asset, _side(pos.direction.sign, False),
                           _f(found.qty), pos.mark, "close", now)
             col.pending[coid] = _Pending(order, None, close_reason=reason, filled=done,
