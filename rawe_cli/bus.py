@@ -141,12 +141,13 @@ def chunked(name: str, key: str, words: list[str], per: int = _CHUNK) -> list[Co
 
 
 async def fenced_write(client: Any, fence_key: str, token: int | None,
-                       commands: list[Command]) -> None:
+                       commands: list[Command], *, verify: bool = False) -> None:
     """Run `commands` atomically in one round trip, only if the fence still holds `token`.
 
-    Raises Fenced when another engine has taken over since.
+    Raises Fenced when another engine has taken over since. With `verify`, the token is
+    checked even when there is nothing to write.
     """
-    if not commands:
+    if not commands and not (verify and token is not None):
         return
     import redis.exceptions as rex
 
@@ -224,6 +225,18 @@ class Bus:
             out.extend((eid, fields) for eid, fields in claimed if fields is not None)
             if start in ("0-0", b"0-0") or not claimed:
                 return out
+
+    async def claim_idle(self, stream: str, group: str, consumer: str, min_idle_ms: int,
+                         count: int = 1000) -> list[Entry]:
+        """Entries idle for `min_idle_ms` under *other* consumers (a deposed or dead engine
+        read them and never acked), now this consumer's."""
+        pending = await self.r.xpending_range(stream, group, min="-", max="+", count=count,
+                                              idle=min_idle_ms)
+        ids = [p["message_id"] for p in pending if p["consumer"] != consumer]
+        if not ids:
+            return []
+        claimed = await self.r.xclaim(stream, group, consumer, min_idle_ms, ids)
+        return [(eid, fields) for eid, fields in claimed if fields is not None]
 
     async def pending_count(self, stream: str, group: str) -> int:
         info = await self.r.xpending(stream, group)

@@ -80,6 +80,13 @@ class ProposalConsumer:
         await self.apply(entries, now)
         return len(entries)
 
+    async def claim_stale(self, now: float, min_idle_ms: int) -> int:
+        """Take over entries another consumer read and left idle (a deposed engine's)."""
+        entries = await self.bus.claim_idle(self.stream, self.group, self.consumer, min_idle_ms)
+        self.stats.reclaimed += len(entries)
+        await self.apply(entries, now)
+        return len(entries)
+
     async def poll(self, now: float | Callable[[], float], *, block_ms: int | None = None,
                    count: int = 500) -> int:
         """Read and apply one batch. `now` may be a clock, read when the batch arrives: a
@@ -157,8 +164,10 @@ class ProposalConsumer:
             key = reason.split(":")[0]
             self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
         # The state and the acks of what it records go in one atomic, fenced write.
+        # A batch that was read is always checked against the fence: an engine deposed
+        # while it had nothing to write must learn it now, not keep reading.
         await self.store.save(self.col, self.fence, (self.stream, self.group, to_ack),
-                              lazy_votes=True)
+                              lazy_votes=True, verify=bool(entries))
         self.stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:

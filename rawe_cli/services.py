@@ -174,6 +174,10 @@ class ConsensusService:
                     last_chores = mono
                     await self._sync_agents(store)
                     now = self._now()
+                    # entries a deposed engine read after our takeover and never applied
+                    taken = await consumer.claim_stale(now, self.opts.lease_ms)
+                    if taken:
+                        self.say(f"claimed {taken} proposals left idle by another engine")
                     col.check_exits(now)
                     col.poll_orders(now)
                     await consumer.expire(now)  # saves the state with the expired acks

@@ -67,13 +67,14 @@ class Store:
 
     async def save(self, col: Collective, fence: int | None = None,
                    acks: tuple[str, str, list[str]] | None = None, *,
-                   lazy_votes: bool = False) -> None:
+                   lazy_votes: bool = False, verify: bool = False) -> None:
         """Write what changed in `col` (its `dirty` sets) and ack `acks` (stream, group,
         entry ids), atomically and in one round trip, then clear the dirty sets.
 
         With `fence`, nothing is written unless the stored fencing token still equals it
-        (raises Fenced). With `lazy_votes`, agents whose only change is a vote counter wait
-        for a later save (the hot path saves every batch; counters need not).
+        (raises Fenced); with `verify` the token is checked even when nothing changed. With
+        `lazy_votes`, agents whose only change is a vote counter wait for a later save (the
+        hot path saves every batch; counters need not).
         """
         dirty = col.dirty
         k = self.keys
@@ -113,7 +114,7 @@ class Store:
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
-        await fenced_write(self.r, k.fence, fence, commands)
+        await fenced_write(self.r, k.fence, fence, commands, verify=verify)
         votes = dirty.votes - names if lazy_votes else set()
         dirty.clear()
         dirty.votes.update(votes)

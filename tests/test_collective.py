@@ -121,3 +121,67 @@ def test_size_is_capped_by_max_position_fraction():
         _, decision = col.on_proposal(vote(a, size=0.5), T0)
     assert decision is not None and decision.size == pytest.approx(0.5)
     assert col.ledger[decision.id].filled_qty == pytest.approx(50.0)
+
+
+class PartialExitBroker(PaperBroker):
+    """Fills opening orders; fills 40% of the first closing order, then cancels it."""
+
+    def submit(self, order):  # type: ignore[no-untyped-def]
+        from rawe_cli.models import OrderStatus, OrderUpdate
+
+        if order.purpose == "close" and order.client_order_id.endswith("-x"):
+            known = self._orders.get(order.client_order_id)
+            if known is not None:
+                return known
+            price = self.prices[order.asset]
+            update = OrderUpdate(order.client_order_id, OrderStatus.CANCELED,
+                                 filled_qty=order.qty * 0.4, avg_price=price, fee=0.0)
+            self._orders[order.client_order_id] = update
+            return update
+        return super().submit(order)
+
+
+def test_a_second_exit_attempt_has_its_own_id_and_counts_no_fill_twice():
+    s = Settings(fee_bps=0, slippage_bps=0)
+    recs = {n: AgentRecord(n, n) for n in AGENTS}
+    broker = PartialExitBroker(fee_bps=0, slippage_bps=0)
+    col = Collective(s, recs, WinRateScheme(), broker)
+    col.on_bar(bar(T0, 100.0))
+    for a in ("a", "b", "c"):
+        col.on_proposal(vote(a, horizon=10.0), T0)
+    pos = col.portfolio.positions["AAPL"]
+    assert pos.qty == pytest.approx(100.0)
+    col.on_bar(bar(T0 + 10, 101.0))  # horizon: first exit sells 40 of 100, then is canceled
+    assert col.portfolio.positions["AAPL"].qty == pytest.approx(60.0)
+    col.on_bar(bar(T0 + 15, 102.0))  # second attempt: a new id, the remaining 60
+    assert "AAPL" not in col.portfolio.positions
+    assert set(broker._orders) >= {f"{pos.decision_id}-x", f"{pos.decision_id}-x2"}
+    closed = col.closed[-1]
+    assert closed.qty == pytest.approx(100.0)
+    assert closed.pnl == pytest.approx(40 * 1.0 + 60 * 2.0)
+    assert col.records["a"].wins == 1 and col.records["a"].losses == 0  # settled once
+
+
+class ClosedMarketBroker(PaperBroker):
+    def __init__(self) -> None:
+        super().__init__(fee_bps=0, slippage_bps=0)
+        self.closed = False
+
+    def can_trade(self, symbol: str, timestamp: float) -> str:
+        return "market closed" if self.closed else super().can_trade(symbol, timestamp)
+
+
+def test_opposite_decision_that_cannot_trade_is_skipped_not_flattened():
+    recs = {n: AgentRecord(n, n) for n in AGENTS}
+    broker = ClosedMarketBroker()
+    col = Collective(Settings(), recs, WinRateScheme(), broker)
+    col.on_bar(bar(T0, 100.0))
+    for a in ("a", "b", "c"):
+        col.on_proposal(vote(a), T0)
+    broker.closed = True
+    for a in ("a", "b", "c"):
+        _, decision = col.on_proposal(vote(a, Direction.SHORT, t=T0 + 1), T0 + 1)
+    assert decision is not None
+    entry = col.ledger[decision.id]
+    assert entry.status == SKIPPED and "market closed" in entry.reason
+    assert col.portfolio.positions["AAPL"].direction is Direction.LONG
