@@ -30,7 +30,7 @@ from rawe_cli.config import SCHEMES, Personality, Settings
 from rawe_cli.core import metrics
 from rawe_cli.core.regime import RegimeClassifier, RegimeParams
 from rawe_cli.feeds.base import Tick
-from rawe_cli.runtime import AgentPool, make_learner, make_scheme, records_for
+from rawe_cli.runtime import REGIME_SCHEMES, AgentPool, make_learner, make_scheme, records_for
 
 
 @dataclass(slots=True)
@@ -68,17 +68,23 @@ def run_backtest(
     regime_params: RegimeParams | None = None,
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 500,
+    bar_seconds: float | None = None,
 ) -> BacktestResult:
-    """Replay `ticks` through the collective; every input is consumed in order, once."""
+    """Replay `ticks` through the collective; every input is consumed in order, once.
+
+    `bar_seconds` is the bar size of the data (replay: from its bars); None means the
+    settings' (the synthetic world's) bar size. Every duration in bars resolves against it.
+    """
     from rawe_cli.brokers.paper import PaperBroker
 
     s = settings
+    bar_s = bar_seconds if bar_seconds is not None else s.bar_seconds
     col = Collective(s, records_for(personalities), make_scheme(s),
                      broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps),
-                     learner=make_learner(s))
-    pool = AgentPool(list(personalities))
+                     learner=make_learner(s, bar_s), bar_seconds=bar_s)
+    pool = AgentPool(list(personalities), s, bar_s)
     classifier = RegimeClassifier(regime_params or RegimeParams())
-    use_regime = s.scheme == "regime"
+    use_regime = s.scheme in REGIME_SCHEMES
     proposals_by: dict[str, int] = {name: 0 for name in col.records}
     regime_ticks: dict[str, int] = {}
     weights: dict[str, list[tuple[float, float]]] = {}
@@ -162,11 +168,15 @@ def run_backtest(
         "end": times[-1] if times else None,
         "elapsed_seconds": elapsed,
         "bars_per_second": bars / elapsed if elapsed > 0 else None,
+        "bar_seconds": bar_s,
     }
+    if col.meta is not None:
+        stats["meta"] = {"candidates": col.meta.candidates, "skipped": col.meta.skipped,
+                         "cells": col.meta.table()}
     return BacktestResult(
         label=label or s.scheme,
         scheme=s.scheme,
-        metrics=metrics.summarize(equity, times, pnls, exposed),
+        metrics=metrics.summarize(equity, times, pnls, exposed, bar_s),
         agents=agents,
         times=times,
         equity=equity,

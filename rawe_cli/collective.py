@@ -28,6 +28,7 @@ from typing import Any
 from rawe_cli.brokers.base import Broker
 from rawe_cli.config import Settings
 from rawe_cli.core import consensus as cs
+from rawe_cli.core.meta import MetaGate
 from rawe_cli.core.portfolio import EXIT_REVERSE, Portfolio
 from rawe_cli.core.risk import RiskLimits, size_order
 from rawe_cli.core.weighting import AgentRecord, WeightScheme, apply_closed_trade
@@ -167,18 +168,21 @@ class Collective:
         *,
         learner: Learner | None = None,
         on_decision: Callable[[LedgerEntry], None] | None = None,
+        bar_seconds: float | None = None,
     ) -> None:
         self.settings = settings
+        self.bar_seconds = bar_seconds if bar_seconds is not None else settings.bar_seconds
         self.records = records
         self.scheme = scheme
         self.broker = broker
         self.learner = learner
         self.on_decision = on_decision
         self.regime: str | None = None
+        absolute, share = settings.consensus_threshold()
         self.engine = cs.ConsensusEngine(
-            threshold=settings.threshold,
-            threshold_share=settings.threshold_share,
-            window=settings.window,
+            threshold=absolute,
+            threshold_share=share,
+            window=settings.window.seconds(self.bar_seconds),
         )
         self.portfolio = Portfolio(settings.initial_cash)
         self.limits = RiskLimits(
@@ -192,18 +196,21 @@ class Collective:
         self.dirty = Dirty()
         self.fence = 0
         self.event_time = 0.0  # the newest event time seen (bars, proposals)
+        self.meta: MetaGate | None = None
+        if settings.scheme == "meta":
+            self.meta = MetaGate(cost=2 * (settings.fee_bps + settings.slippage_bps) / 1e4)
         for rec in records.values():
-            rec.weight = scheme.weight(rec, self.regime)
-            self.engine.register(rec.name, rec.weight)
+            self.engine.register(rec.name, 1.0)
+        self._reweigh()
 
     # -- agents ---------------------------------------------------------------------------
 
     def add_agent(self, record: AgentRecord) -> None:
         if record.name in self.records:
             return
-        record.weight = self.scheme.weight(record, self.regime)
         self.records[record.name] = record
-        self.engine.register(record.name, record.weight)
+        self.engine.register(record.name, 1.0)
+        self._reweigh()
         self.dirty.agents.add(record.name)
 
     def set_regime(self, regime: str | None) -> None:
@@ -211,14 +218,29 @@ class Collective:
         if regime == self.regime:
             return
         self.regime = regime
-        self._reweigh(list(self.records))
+        self._reweigh()
 
-    def _reweigh(self, names: list[str]) -> None:
-        for name in names:
-            rec = self.records[name]
-            rec.weight = self.scheme.weight(rec, self.regime)
-            self.engine.set_weight(name, rec.weight)
-            self.dirty.agents.add(name)
+    def _reweigh(self) -> None:
+        """Every voting weight from the scheme, normalised to a mean of 1.
+
+        Normalised, the weights always add up to the number of agents, so a threshold that
+        agreeing agents could reach at the start stays reachable however the learning goes
+        (5 winrate agents at 0.5 each, or hedge weights all at the floor, used to sum below an
+        absolute threshold of 3 and silence the collective for good). What a weight says is
+        trust relative to the other agents; whether to trade at all is the meta layer's call
+        (core/meta.py).
+        """
+        if not self.records:
+            return
+        raw = {name: self.scheme.weight(rec, self.regime) for name, rec in self.records.items()}
+        total = sum(raw.values())
+        scale = len(raw) / total if total > 0 else 1.0
+        for name, rec in self.records.items():
+            w = raw[name] * scale if total > 0 else 1.0
+            if w != rec.weight:
+                rec.weight = w
+                self.dirty.agents.add(name)
+            self.engine.set_weight(name, w)
 
     # -- market data ----------------------------------------------------------------------
 
@@ -235,6 +257,8 @@ class Collective:
         reason = self.portfolio.exit_reason(bar.symbol, bar.timestamp)
         if reason is not None:
             closed.extend(self._close(bar.symbol, reason, bar.timestamp))
+        if self.meta is not None:
+            self.meta.due(bar.timestamp, bar.symbol, bar.close)
         if self.learner is not None:
             scored = self.learner.due(bar.timestamp, bar.symbol, bar.close)
             for name, reward, regime in scored:
@@ -242,7 +266,7 @@ class Collective:
                 if rec is not None:
                     self.scheme.learn(rec, reward, regime)
             if scored:
-                self._reweigh(sorted({name for name, _, _ in scored if name in self.records}))
+                self._reweigh()
         return closed
 
     def check_exits(self, now: float) -> list[ClosedTrade]:
@@ -262,6 +286,15 @@ class Collective:
             price = self.portfolio.marks.get(proposal.asset)
             if price is not None:
                 self.learner.track(proposal, price, self.regime)
+        if decision is not None and self.meta is not None and decision.id not in self.ledger:
+            verdict = self.meta.consider(decision, self.portfolio.marks.get(decision.asset),
+                                         self.regime, float(len(self.records)))
+            if not verdict.trade and status != cs.SUPPRESSED:
+                self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED,
+                                         reason=verdict.reason()))
+                if self.on_decision is not None:
+                    self.on_decision(self.ledger[decision.id])
+                return status, decision
         if decision is None or status == cs.SUPPRESSED:
             return status, decision  # a suppressed decision consumed votes, traded nothing
         self._execute(decision, now)
@@ -401,9 +434,8 @@ class Collective:
             entry.pnl = trade.pnl
             self.dirty.decisions.add(entry.decision.id)
         changed = apply_closed_trade(self.records, trade, self.scheme, now, self.regime)
-        for name in changed:
-            self.engine.set_weight(name, self.records[name].weight)
-            self.dirty.agents.add(name)
+        self.dirty.agents.update(changed)
+        self._reweigh()
 
     def mark_all_dirty(self) -> None:
         """Everything will be written at the next save (after Redis lost its data)."""

@@ -9,23 +9,40 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from rawe_cli.durations import Duration, bars
 from rawe_cli.errors import ConfigError
+from rawe_cli.levels import VOL, Level
 from rawe_cli.models import SignalType
 from rawe_cli.schema import Field, check_mapping
 
-SCHEMES = ("majority", "winrate", "hedge", "regime")
+SCHEMES = ("majority", "winrate", "hedge", "regime", "meta")
+DEFAULT_THRESHOLD_SHARE = 0.5
+# Durations are in bars by default: right at any bar size (README, "Bars and durations").
+DEFAULT_WINDOW = bars(3)
+DEFAULT_HALF_LIFE = bars(24)
+DEFAULT_SIGNAL_COOLDOWN = bars(6)
+DEFAULT_HORIZON = bars(40)
+DEFAULT_COOLDOWN = bars(6)
+DEFAULT_STOP = Level(3.0, VOL)
+DEFAULT_TAKE = Level(4.0, VOL)
 SIGNAL_TYPES = tuple(t.value for t in SignalType)
 
 SETTINGS_FIELDS: tuple[Field, ...] = (
     Field("symbols", "str_list", ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD"),
           "Symbols the synthetic world (or a live feed) trades."),
-    Field("threshold", "float", 3.0, "Absolute consensus threshold: the winning side's summed "
-          "weight must reach it.", lo=0, lo_open=True),
+    Field("threshold", "float", None, "Absolute consensus threshold: the winning side's summed "
+          "weight must reach it. Unset (the default): the relative threshold_share applies.",
+          lo=0, lo_open=True, optional=True),
     Field("threshold_share", "float", None, "Relative threshold: a share of the registered "
-          "agents' total weight; overrides `threshold` when set.", lo=0, hi=1, lo_open=True,
-          optional=True),
-    Field("window", "float", 10.0, "Seconds of event time a proposal stays in its asset's "
-          "window.", lo=0, lo_open=True),
+          "agents' current total weight (default 0.5 when `threshold` is not set either); "
+          "overrides `threshold` when set.", lo=0, hi=1, lo_open=True, optional=True),
+    Field("window", "duration", DEFAULT_WINDOW, "How long a proposal stays in its asset's "
+          "window: bars (3b) or time (15s, 5m); a plain number is seconds.", lo=0,
+          lo_open=True),
+    Field("narrative_half_life", "duration", DEFAULT_HALF_LIFE, "Narrative engine: time for an "
+          "unmentioned narrative's intensity to halve (bars or time).", lo=0, lo_open=True),
+    Field("signal_cooldown", "duration", DEFAULT_SIGNAL_COOLDOWN, "Narrative engine: least "
+          "time between two signals of one type on one narrative and symbol.", lo=0),
     Field("scheme", "choice", "winrate", "Weighting scheme.", choices=SCHEMES),
     Field("fee_bps", "float", 1.0, "Broker fee, basis points of notional, per fill.", lo=0,
           hi=1000),
@@ -38,11 +55,13 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           "equity; larger sizes are cut to it.", lo=0, hi=1, lo_open=True),
     Field("max_gross_exposure", "float", 1.5, "Risk: most gross exposure as a multiple of "
           "equity; a decision that would pass it is skipped.", lo=0, lo_open=True),
-    Field("tick_seconds", "float", 5.0, "Event seconds between two bars of the synthetic world.",
-          lo=0, lo_open=True),
+    Field("tick_seconds", "time", 5.0, "The bar size: event time between two bars of the "
+          "synthetic world, and the poll interval (one bar) of a live feed; seconds or a time "
+          "(5m, 1h, 1d). Replay data takes its bar size from its own bars.", lo=0,
+          lo_open=True),
     Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
     Field("namespace", "str", "rawe", "Prefix of every Redis key."),
-    Field("learning_rate", "float", 0.5, "Hedge scheme: learning rate of the multiplicative "
+    Field("learning_rate", "float", 0.1, "Hedge scheme: learning rate of the multiplicative "
           "weights.", lo=0, lo_open=True, hi=10),
     Field("min_weight", "float", 0.1, "Hedge and regime schemes: lower bound of a weight.", lo=0,
           lo_open=True),
@@ -66,13 +85,14 @@ PERSONALITY_FIELDS: tuple[Field, ...] = (
     Field("position_size", "float", 0.05, "Base size, a fraction of equity.", lo=0, hi=1,
           lo_open=True),
     Field("size_by_confidence", "bool", True, "Scale size by confidence."),
-    Field("holding_horizon", "float", 300.0, "Seconds to hold before a time exit.", lo=0,
-          lo_open=True),
-    Field("stop_loss", "float", 0.02, "Stop-loss, a fraction of the entry price.", lo=0, hi=1,
-          lo_open=True),
-    Field("take_profit", "float", 0.04, "Take-profit, a fraction of the entry price.", lo=0,
-          lo_open=True),
-    Field("cooldown", "float", 30.0, "Seconds between two proposals on one asset.", lo=0),
+    Field("holding_horizon", "duration", DEFAULT_HORIZON, "How long to hold before a time "
+          "exit: bars (40b) or time (2h); a plain number is seconds.", lo=0, lo_open=True),
+    Field("stop_loss", "level", DEFAULT_STOP, "Stop-loss: a fraction of the entry price (0.02, "
+          "2%) or a multiple of the noise over the holding horizon (3vol)."),
+    Field("take_profit", "level", DEFAULT_TAKE, "Take-profit: a fraction of the entry price or "
+          "a multiple of the noise over the holding horizon (4vol)."),
+    Field("cooldown", "duration", DEFAULT_COOLDOWN, "Least time between two proposals on one "
+          "asset: bars or time; a plain number is seconds.", lo=0),
 )
 
 
@@ -88,18 +108,20 @@ class Personality:
     max_risk_score: float = 1.0
     position_size: float = 0.05
     size_by_confidence: bool = True
-    holding_horizon: float = 300.0
-    stop_loss: float = 0.02
-    take_profit: float = 0.04
-    cooldown: float = 30.0
+    holding_horizon: Duration = DEFAULT_HORIZON
+    stop_loss: Level = DEFAULT_STOP
+    take_profit: Level = DEFAULT_TAKE
+    cooldown: Duration = DEFAULT_COOLDOWN
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD")
-    threshold: float = 3.0
+    threshold: float | None = None
     threshold_share: float | None = None
-    window: float = 10.0
+    window: Duration = DEFAULT_WINDOW
+    narrative_half_life: Duration = DEFAULT_HALF_LIFE
+    signal_cooldown: Duration = DEFAULT_SIGNAL_COOLDOWN
     scheme: str = "winrate"
     fee_bps: float = 1.0
     slippage_bps: float = 2.0
@@ -110,9 +132,21 @@ class Settings:
     tick_seconds: float = 5.0
     seed: int = 7
     namespace: str = "rawe"
-    learning_rate: float = 0.5
+    learning_rate: float = 0.1
     min_weight: float = 0.1
     max_weight: float = 3.0
+
+    @property
+    def bar_seconds(self) -> float:
+        """The bar size of the synthetic world or live feed (replay data has its own)."""
+        return self.tick_seconds
+
+    def consensus_threshold(self) -> tuple[float, float | None]:
+        """(absolute, share) for the consensus engine: the share wins when it applies."""
+        share = self.threshold_share
+        if share is None and self.threshold is None:
+            share = DEFAULT_THRESHOLD_SHARE
+        return (self.threshold if self.threshold is not None else 1.0), share
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """Flags override the file: None means "not given"; values are validated."""
@@ -220,7 +254,8 @@ def pick_agents(personalities: list[Personality], count: int, seed: int) -> list
                 min_strength=jitter(base.min_strength),
                 min_confidence=jitter(base.min_confidence),
                 position_size=jitter(base.position_size, 1e-6),
-                holding_horizon=jitter(base.holding_horizon, 1.0, 1e9),
+                holding_horizon=base.holding_horizon.scaled(
+                    jitter(1.0, 0.5, 2.0)),
             )
         )
     return agents

@@ -24,7 +24,7 @@ from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.config import Personality, Settings
 from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.agent import Agent
-from rawe_cli.core.narrative import NarrativeEngine
+from rawe_cli.core.narrative import NarrativeEngine, NarrativeParams
 from rawe_cli.core.weighting import AgentRecord, WeightScheme
 from rawe_cli.feeds.base import Feed, Tick
 from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
@@ -33,6 +33,7 @@ from rawe_cli.models import Bar, NarrativeEvent, Proposal
 from rawe_cli.store import Store
 
 SECRET_ENV = "RAWE_BUS_SECRET"
+REGIME_SCHEMES = ("regime", "meta")  # the schemes that follow the classified regime
 
 
 def bus_secret() -> str | None:
@@ -51,11 +52,17 @@ def make_scheme(settings: Settings) -> WeightScheme:
     return learning.make_learned_scheme(settings)
 
 
-def make_learner(settings: Settings) -> Any:
-    if settings.scheme in ("hedge", "regime"):
-        from rawe_cli.core import learning
+def round_trip_cost(settings: Settings) -> float:
+    """Fees and slippage both ways, a fraction of notional."""
+    return 2 * (settings.fee_bps + settings.slippage_bps) / 1e4
 
-        return learning.ProposalScorer(cost=2 * (settings.fee_bps + settings.slippage_bps) / 1e4)
+
+def make_learner(settings: Settings, bar_seconds: float | None = None) -> Any:
+    from rawe_cli.core import learning
+
+    if settings.scheme in learning.LEARNED:
+        return learning.ProposalScorer(cost=round_trip_cost(settings),
+                                       bar_seconds=bar_seconds or settings.bar_seconds)
     return None
 
 
@@ -64,11 +71,16 @@ def records_for(personalities: Iterable[Personality]) -> dict[str, AgentRecord]:
 
 
 class AgentPool:
-    """The narrative engine and the agents reading its signals."""
+    """The narrative engine and the agents reading its signals, at one bar size."""
 
-    def __init__(self, personalities: list[Personality]) -> None:
-        self.narratives = NarrativeEngine()
-        self.agents = [Agent(p) for p in personalities]
+    def __init__(self, personalities: list[Personality], settings: Settings | None = None,
+                 bar_seconds: float | None = None) -> None:
+        s = settings or Settings()
+        bar = bar_seconds if bar_seconds is not None else s.bar_seconds
+        self.bar_seconds = bar
+        self.narratives = NarrativeEngine(NarrativeParams.resolved(
+            s.narrative_half_life.seconds(bar), s.signal_cooldown.seconds(bar)))
+        self.agents = [Agent(p, bar) for p in personalities]
         self.signals = 0
 
     def on_market(self, bars: Iterable[Bar], events: Iterable[NarrativeEvent]) -> list[Proposal]:
@@ -183,10 +195,10 @@ async def run_embedded(
     consumer = ProposalConsumer(bus, store, col, consumer="run", secret=bus_secret())
     await consumer.start()
     await consumer.reclaim(0.0)
-    pool = AgentPool(opts.personalities)
+    pool = AgentPool(opts.personalities, s)
     secret = bus_secret()
     state = RunState(ticks=opts.ticks)
-    if s.scheme == "regime":
+    if s.scheme in REGIME_SCHEMES:
         from rawe_cli.core.regime import RegimeClassifier
 
         state.classifier = RegimeClassifier()

@@ -16,7 +16,10 @@ from rawe_cli.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class Field:
     name: str
-    kind: str  # "float" | "int" | "str" | "bool" | "str_list" | "choice" | "choice_list"
+    # "float" | "int" | "str" | "bool" | "str_list" | "choice" | "choice_list"
+    # | "duration" (bars or time, a Duration) | "time" (time units only, float seconds)
+    # | "level" (a fraction of price or a multiple of noise, a Level)
+    kind: str
     default: Any
     description: str
     lo: float | None = None
@@ -42,6 +45,15 @@ def check_field(f: Field, value: Any, where: str) -> Any:
         if f.optional:
             return None
         raise ConfigError(f"{prefix}: is required")
+    if f.kind in ("duration", "time"):
+        return _check_duration(f, value, prefix)
+    if f.kind == "level":
+        from rawe_cli.levels import parse_level
+
+        try:
+            return parse_level(value)
+        except ValueError as exc:
+            raise ConfigError(f"{prefix}: {exc}") from None
     if f.kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{prefix}: must be {_bounds_text(f)}, got {value!r}")
@@ -87,6 +99,20 @@ def check_field(f: Field, value: Any, where: str) -> Any:
             raise ConfigError(f"{prefix}: has duplicate items")
         return tuple(items)
     raise AssertionError(f"unknown field kind {f.kind}")
+
+
+def _check_duration(f: Field, value: Any, prefix: str) -> Any:
+    from rawe_cli.durations import EXAMPLES, parse_duration
+
+    try:
+        d = parse_duration(value, allow_bars=f.kind == "duration")
+    except ValueError as exc:
+        raise ConfigError(f"{prefix}: {exc}") from None
+    too_low = f.lo is not None and (d.value <= f.lo if f.lo_open else d.value < f.lo)
+    if too_low:
+        need = "> 0" if f.lo_open and f.lo == 0 else f">= {f.lo:g}"
+        raise ConfigError(f"{prefix}: must be a duration {need} ({EXAMPLES}), got {value!r}")
+    return d if f.kind == "duration" else d.value
 
 
 def check_mapping(

@@ -33,6 +33,7 @@ from rawe_cli.keys import Keys
 from rawe_cli.lease import Lease
 from rawe_cli.models import Bar
 from rawe_cli.runtime import (
+    REGIME_SCHEMES,
     AgentPool,
     RunState,
     bus_secret,
@@ -141,7 +142,7 @@ class ConsensusService:
             for line in report.lines():
                 self.say(line)
             await store.save(col, token)
-        if s.scheme == "regime":
+        if s.scheme in REGIME_SCHEMES:
             from rawe_cli.core.regime import RegimeClassifier
 
             self.classifier = RegimeClassifier()
@@ -298,7 +299,7 @@ class AgentsService:
 
         await register()
         self.say(f"registered {len(records)} agents: {', '.join(r.name for r in records)}")
-        pool = AgentPool(o.personalities)
+        pool = AgentPool(o.personalities, o.settings)
         secret = bus_secret()
         started = time.monotonic()
         was_down = False

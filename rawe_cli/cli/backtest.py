@@ -149,7 +149,7 @@ def backtest(
     if plot is not None:
         from rawe_cli.plot import save_plot
 
-        learned = [r for r in results if r.scheme in ("hedge", "regime")]
+        learned = [r for r in results if r.scheme in ("hedge", "regime", "meta")]
         weights_run = learned[0] if (compare and learned) else results[0]
         save_plot(plot, results, weights_run)
 

@@ -1,7 +1,9 @@
 """An agent: a personality reading signals and writing proposals. It never trades.
 
 Pure: the signal carries its event time; proposal ids are deterministic (agent, signal,
-sequence), so the same world gives the same proposals.
+sequence), so the same world gives the same proposals. Durations in bars (holding horizon,
+cooldown) are resolved against `bar_seconds`, the bar size of the data; stop-loss and
+take-profit in noise units against the signal's per-bar volatility.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ def direction_for(signal: ArbitrageSignal, personality: Personality) -> Directio
 
 
 class Agent:
-    def __init__(self, personality: Personality) -> None:
+    def __init__(self, personality: Personality, bar_seconds: float = 5.0) -> None:
         self.personality = personality
         self.name = personality.name
+        self.bar_seconds = bar_seconds
+        self.horizon = personality.holding_horizon.seconds(bar_seconds)
+        self.horizon_bars = personality.holding_horizon.bars(bar_seconds)
+        self.cooldown = personality.cooldown.seconds(bar_seconds)
         self._trusts = frozenset(personality.trusts)
         self._last_proposal: dict[str, float] = {}  # asset -> event time
         self._seq = 0
@@ -44,7 +50,7 @@ class Agent:
         if confidence < p.min_confidence:
             return None
         last = self._last_proposal.get(signal.financial_asset)
-        if last is not None and signal.timestamp - last < p.cooldown:
+        if last is not None and signal.timestamp - last < self.cooldown:
             return None
         self._last_proposal[signal.financial_asset] = signal.timestamp
         size = p.position_size * (confidence if p.size_by_confidence else 1.0)
@@ -52,6 +58,8 @@ class Agent:
         key = (f"{self.name}|{signal.narrative_id}|{signal.financial_asset}|"
                f"{signal.timestamp!r}|{self._seq}")
         pid = "p-" + hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+        vol = signal.metadata.get("volatility")
+        bar_vol = float(vol) if isinstance(vol, int | float) else None
         return Proposal(
             id=pid,
             agent=self.name,
@@ -64,7 +72,7 @@ class Agent:
             signal_type=signal.signal_type.value,
             timestamp=signal.timestamp,
             confidence=round(confidence, 6),
-            horizon=p.holding_horizon,
-            stop_loss=p.stop_loss,
-            take_profit=p.take_profit,
+            horizon=self.horizon,
+            stop_loss=round(p.stop_loss.fraction(bar_vol, self.horizon_bars), 8),
+            take_profit=round(p.take_profit.fraction(bar_vol, self.horizon_bars), 8),
         )

@@ -10,12 +10,17 @@ Counterfactual scoring (``ProposalScorer``)
         reward = sign * (exit / entry - 1) - cost
 
     Executed or not, every proposal is scored the same way, so an agent that never reaches
-    consensus (outvoted, or alone on its side) still earns, or loses, weight. This is real
-    accounting on real prices; nothing is drawn at random.
+    consensus (outvoted, or alone on its side) still earns, or loses, weight; and scoring
+    goes on while the collective trades nothing, so weights can recover. This is real
+    accounting on real prices; nothing is drawn at random. What the schemes learn from is
+    the reward in units of the asset's noise over the proposal's horizon (per-bar
+    volatility, an EWMA of the bars the scorer sees, times the square root of the horizon
+    in bars): a 20 bps edge is as telling on 1-minute bars as 2% is on daily bars.
 
 Hedge (``HedgeScheme``, ``--scheme hedge``)
-    Multiplicative weights. Each scored reward is turned into a gain in [-1, 1] by dividing
-    it by ``reward_scale`` (1% by default: a 1% move is a full unit) and clipping; then
+    Multiplicative weights. Each scored reward (in noise units) is turned into a gain in
+    [-1, 1] by dividing it by ``reward_scale`` (1: one unit of noise is a full unit) and
+    clipping; then
 
         score <- clip(score * exp(learning_rate * gain), min_weight, max_weight)
 
@@ -39,7 +44,8 @@ from rawe_cli.config import Settings
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.models import Proposal
 
-REWARD_SCALE = 0.1  # a 10% net return is a full unit of gain (clipped to [-1, 1])
+REWARD_SCALE = 1.0  # one unit of noise over the horizon is a full unit of gain (clipped)
+_VOL_BARS = 100.0  # bars of the scorer's volatility EWMA
 
 
 @dataclass(slots=True)
@@ -51,6 +57,22 @@ class _Tracked:
     stop_loss: float
     take_profit: float
     regime: str | None
+    noise: float  # the asset's noise over the horizon at tracking time (a fraction)
+
+
+@dataclass(slots=True)
+class _Vol:
+    last: float
+    var: float = 0.0
+    n: int = 0
+
+    def update(self, price: float) -> None:
+        if self.last > 0 and price > 0:
+            r = math.log(price / self.last)
+            self.n += 1
+            rate = max(1.0 / self.n, 1.0 / _VOL_BARS)
+            self.var += rate * (r * r - self.var)
+        self.last = price
 
 
 @dataclass(slots=True)
@@ -67,8 +89,16 @@ class ProposalScorer:
     """Scores every tracked proposal by its counterfactual outcome (see module doc)."""
 
     cost: float = 0.0  # round-trip cost as a fraction of notional
+    bar_seconds: float = 5.0
     _open: dict[str, list[_Tracked]] = field(default_factory=dict)  # asset -> tracked
+    _vols: dict[str, _Vol] = field(default_factory=dict)
     tallies: dict[str, AgentTally] = field(default_factory=dict)
+
+    def noise(self, asset: str, horizon: float) -> float:
+        """The asset's noise over `horizon` seconds, a fraction (1% until bars are seen)."""
+        v = self._vols.get(asset)
+        bar_vol = math.sqrt(v.var) if v is not None and v.n >= 2 and v.var > 0 else 0.01
+        return bar_vol * math.sqrt(max(1.0, horizon / self.bar_seconds))
 
     def track(self, proposal: Proposal, price: float, regime: str | None = None) -> None:
         if price <= 0:
@@ -81,16 +111,24 @@ class ProposalScorer:
             stop_loss=proposal.stop_loss,
             take_profit=proposal.take_profit,
             regime=regime,
+            noise=self.noise(proposal.asset, proposal.horizon),
         ))
 
     def pending(self) -> int:
         return sum(len(v) for v in self._open.values())
 
     def due(self, now: float, symbol: str, price: float) -> list[tuple[str, float, str | None]]:
-        """A new price for `symbol` at `now`: the (agent, reward, regime) of every tracked
-        proposal on it whose exit this price triggers, in the order they were tracked."""
+        """A new price for `symbol` at `now`: the (agent, reward in noise units, regime) of
+        every tracked proposal on it whose exit this price triggers, in tracking order."""
+        if price <= 0:
+            return []
+        v = self._vols.get(symbol)
+        if v is None:
+            self._vols[symbol] = _Vol(price)
+        else:
+            v.update(price)
         tracked = self._open.get(symbol)
-        if not tracked or price <= 0:
+        if not tracked:
             return []
         out: list[tuple[str, float, str | None]] = []
         keep: list[_Tracked] = []
@@ -98,7 +136,7 @@ class ProposalScorer:
             move = t.sign * (price / t.entry - 1.0)
             if move <= -t.stop_loss or move >= t.take_profit or now >= t.expires:
                 reward = move - self.cost
-                out.append((t.agent, reward, t.regime))
+                out.append((t.agent, reward / t.noise if t.noise > 0 else 0.0, t.regime))
                 tally = self.tallies.get(t.agent)
                 if tally is None:
                     tally = self.tallies[t.agent] = AgentTally()
@@ -159,8 +197,17 @@ class RegimeScheme(HedgeScheme):
                                                      reward)
 
 
+class MetaScheme(RegimeScheme):
+    """Per-regime weights, with the coalition gate of core/meta.py on top."""
+
+    name = "meta"
+
+
+LEARNED = {"hedge": HedgeScheme, "regime": RegimeScheme, "meta": MetaScheme}
+
+
 def make_learned_scheme(settings: Settings) -> HedgeScheme:
-    cls = RegimeScheme if settings.scheme == "regime" else HedgeScheme
-    if settings.scheme not in ("hedge", "regime"):
+    cls = LEARNED.get(settings.scheme)
+    if cls is None:
         raise ValueError(f"not a learned scheme: {settings.scheme!r}")
     return cls(settings.learning_rate, settings.min_weight, settings.max_weight, REWARD_SCALE)

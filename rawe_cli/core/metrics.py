@@ -4,11 +4,16 @@ The equity curve is sampled once per tick (after the tick's fills and exits), wi
 initial cash in front. Per-tick returns are ``r_i = e_i / e_{i-1} - 1``.
 
 * total return: ``e_last / e_first - 1``.
-* annualisation: ``periods_per_year = SECONDS_PER_YEAR / step``, where ``step`` is the
-  median spacing of the ticks' timestamps in seconds (5 s bars: 6,311,390 periods; daily
-  bars: 365.25). The year is a calendar year (365.25 days), since event time is calendar
-  time; for daily stock bars that counts weekends the market does not trade, so a Sharpe
-  comparable with the 252-day convention is this one times sqrt(252 / 365.25).
+* annualisation: one period is one bar (a tick is a bar). ``bar_seconds`` is the bar size
+  of the data (the median spacing of each symbol's bars), and ``periods_per_year`` follows
+  the data's calendar (``calendar_periods``):
+
+  - bars around the clock (crypto, the synthetic world): 365.25 days a year of
+    ``86,400 / bar_seconds`` bars (5-minute bars: 105,192 periods);
+  - bars only on weekdays, when the data spans a weekend and has no bar on it (stocks):
+    252 trading days a year, of as many bars as a full day of the data holds (daily bars:
+    252; 5-minute bars in a 6.5-hour session: 78 a day, 19,656 a year).
+
 * Sharpe: ``mean(r) / stdev(r) * sqrt(periods_per_year)`` (sample stdev, no risk-free
   rate). None when the returns do not vary.
 * Sortino: ``mean(r) / downside * sqrt(periods_per_year)``, ``downside =
@@ -48,7 +53,36 @@ def time_step(timestamps: Sequence[float]) -> float | None:
 
 
 def periods_per_year(step: float | None) -> float:
+    """Bars a year around the clock (365.25 days)."""
     return SECONDS_PER_YEAR / step if step else 0.0
+
+
+TRADING_DAYS = 252
+CALENDAR = "calendar"  # 365.25 days a year, around the clock
+SESSIONS = "trading-days"  # 252 days a year, of the data's own session length
+
+
+def calendar_periods(timestamps: Sequence[float], bar_seconds: float | None
+                     ) -> tuple[float, str]:
+    """(periods per year, convention) of bars at these times (see module doc)."""
+    if not bar_seconds or not timestamps:
+        return 0.0, CALENDAR
+    day = 86_400.0
+    per_day: dict[int, int] = {}
+    for ts in timestamps:
+        d = int(ts // day)
+        per_day[d] = per_day.get(d, 0) + 1
+    first, last = min(per_day), max(per_day)
+    # 1970-01-01 (day 0) was a Thursday: weekday = (d + 3) % 7, Monday = 0
+    weekend_days = [d for d in range(first, last + 1) if (d + 3) % 7 >= 5]
+    full = bar_seconds >= 0.8 * day
+    bars_per_day = 1.0 if full else day / bar_seconds
+    inner = [n for d, n in per_day.items() if d not in (first, last)]
+    if weekend_days and not any(d in per_day for d in weekend_days):
+        if not full and inner:
+            bars_per_day = min(day / bar_seconds, float(statistics.median(inner)))
+        return TRADING_DAYS * bars_per_day, SESSIONS
+    return SECONDS_PER_YEAR / bar_seconds, CALENDAR
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -92,10 +126,13 @@ def win_rate(pnls: Sequence[float]) -> float | None:
 
 
 def summarize(equity: Sequence[float], timestamps: Sequence[float], pnls: Sequence[float],
-              exposed_ticks: int) -> dict[str, float | int | None]:
-    """Every metric of a run. `equity` has one more point than `timestamps` (the start)."""
+              exposed_ticks: int, bar_seconds: float | None = None
+              ) -> dict[str, float | int | str | None]:
+    """Every metric of a run. `equity` has one more point than `timestamps` (the start);
+    `bar_seconds` is the data's bar size (default: the median spacing of `timestamps`)."""
     step = time_step(timestamps)
-    per_year = periods_per_year(step)
+    bar = bar_seconds or step
+    per_year, convention = calendar_periods(timestamps, bar)
     rets = returns(equity)
     ticks = len(timestamps)
     return {
@@ -109,5 +146,7 @@ def summarize(equity: Sequence[float], timestamps: Sequence[float], pnls: Sequen
         "final_equity": equity[-1] if equity else 0.0,
         "ticks": ticks,
         "step_seconds": step,
+        "bar_seconds": bar,
         "periods_per_year": per_year,
+        "calendar": convention,
     }

@@ -15,21 +15,26 @@ narratives.jsonl
 
 Everything is read and checked before the first tick is produced: a bad row is a
 ``ReplayError`` naming the file and the line (``prices.csv line 17: close is NaN``), and
-nothing runs on half a file. Ticks come out in time order, one per distinct timestamp, with
-that timestamp's bars (sorted by symbol) and events (in file order).
+nothing runs on half a file. Ticks come out in time order, one per distinct bar timestamp,
+with that timestamp's bars (sorted by symbol) and the events heard since the bar before (in
+time order, then file order): a tick is a bar. The bar size is the median spacing of each
+symbol's bars.
 """
 
 from __future__ import annotations
 
+import bisect
 import csv
 import json
 import math
+import statistics
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rawe_cli.core import metrics
 from rawe_cli.errors import RaweError
 from rawe_cli.feeds.base import Tick, paced
 from rawe_cli.models import Bar, NarrativeEvent
@@ -205,19 +210,45 @@ def read_narratives(path: Path) -> list[NarrativeEvent]:
     return events
 
 
-def merge(bars: list[Bar], events: list[NarrativeEvent]) -> list[Tick]:
-    """One tick per distinct timestamp: its bars by symbol, its events in file order."""
-    by_time: dict[float, tuple[list[Bar], list[NarrativeEvent]]] = {}
+def merge(bars: list[Bar], events: list[NarrativeEvent]) -> tuple[list[Tick], int]:
+    """One tick per bar time: its bars by symbol, and the events heard since the bar before.
+
+    A tick is a bar: a narrative event between two bars goes to the next bar (it is acted
+    on at that bar's close, never earlier), and makes no tick of its own; events before the
+    first bar go to the first bar. Returns the ticks and the count of events after the last
+    bar, which nothing can act on (they are dropped).
+    """
+    by_time: dict[float, list[Bar]] = {}
     for bar in bars:
-        by_time.setdefault(bar.timestamp, ([], []))[0].append(bar)
-    for event in events:
-        by_time.setdefault(event.timestamp, ([], []))[1].append(event)
+        by_time.setdefault(bar.timestamp, []).append(bar)
+    times = sorted(by_time)
+    heard: list[list[NarrativeEvent]] = [[] for _ in times]
+    dropped = 0
+    for event in sorted(events, key=lambda e: e.timestamp):  # stable: file order kept
+        i = bisect.bisect_left(times, event.timestamp)
+        if i == len(times):
+            dropped += 1
+            continue
+        heard[i].append(event)
     ticks: list[Tick] = []
-    for i, ts in enumerate(sorted(by_time)):
-        tick_bars, tick_events = by_time[ts]
+    for i, ts in enumerate(times):
+        tick_bars = by_time[ts]
         tick_bars.sort(key=lambda b: b.symbol)
-        ticks.append(Tick(i, ts, "", tuple(tick_bars), tuple(tick_events)))
-    return ticks
+        ticks.append(Tick(i, ts, "", tuple(tick_bars), tuple(heard[i])))
+    return ticks, dropped
+
+
+def bar_size(bars: list[Bar]) -> float:
+    """The bar size of the data: the median spacing of each symbol's own bars (so that
+    event times and other symbols do not count), then the median over the symbols."""
+    by_symbol: dict[str, list[float]] = {}
+    for bar in bars:
+        by_symbol.setdefault(bar.symbol, []).append(bar.timestamp)
+    steps = [step for ts in by_symbol.values()
+             if (step := metrics.time_step(sorted(ts))) is not None]
+    if not steps:
+        raise ReplayError("cannot tell the bar size: every symbol has a single bar")
+    return statistics.median(steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +258,8 @@ class ReplayData:
     bars: int
     events: int
     symbols: tuple[str, ...]
+    bar_seconds: float = 60.0
+    dropped_events: int = 0  # events after the last bar
 
     @property
     def start(self) -> float:
@@ -245,7 +278,8 @@ def load(directory: str | Path) -> ReplayData:
     bars = read_prices(d / PRICES)
     events = read_narratives(d / NARRATIVES)
     symbols = tuple(sorted({b.symbol for b in bars}))
-    return ReplayData(d, merge(bars, events), len(bars), len(events), symbols)
+    ticks, dropped = merge(bars, events)
+    return ReplayData(d, ticks, len(bars), len(events), symbols, bar_size(bars), dropped)
 
 
 @dataclass(slots=True)
@@ -256,8 +290,7 @@ class ReplayFeed:
     speed: float | None = None
 
     def ticks(self) -> AsyncIterator[Tick]:
-        step = max(1e-9, (self.data.end - self.data.start) / max(1, len(self.data.ticks) - 1))
-        return paced(iter(self.data.ticks), step, self.speed)
+        return paced(iter(self.data.ticks), self.data.bar_seconds, self.speed)
 
 
 def iter_ticks(data: ReplayData) -> Iterator[Tick]:

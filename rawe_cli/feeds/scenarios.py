@@ -3,13 +3,19 @@
 Each is the seeded synthetic world (feeds/synthetic.py) with some parameters changed:
 
 * ``regime-switching`` (the default): momentum and reversal regimes alternate as a Markov
-  chain (mean 400 ticks each); the reversal regime is 1.6x noisier.
+  chain (mean 1,500 bars each); the reversal regime is 1.6x noisier.
 * ``momentum``: momentum only. Real narratives lead prices: following a building narrative
   pays, fading an exhausted one does not.
 * ``reversal``: reversal only. Prices front-run narratives and give the move back: fading
   pays, chasing is late.
 * ``noise``: narratives never move prices (no real narrative). No signal has an edge; a
-  collective should lose about its costs.
+  collective should lose no more than its costs, and a learning one should stop trading.
+* ``slow``: momentum whose narratives live ten times longer (and move ten times slower): the
+  shipped horizons are far too short there; `rawe tune` has to find the horizon.
+* ``weak``: momentum with half the edge.
+
+Every scenario takes the bar size of the settings (``tick_seconds``, ``--bar-size``): the
+world is defined in bars and noise units, so it has the same shape at 1 minute and 1 day.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ SCENARIOS: dict[str, dict[str, object]] = {
     "momentum": {"regimes": (MOMENTUM,)},
     "reversal": {"regimes": (REVERSAL,)},
     "noise": {"real_share": 0.0},
+    "slow": {"regimes": (MOMENTUM,), "life_scale": 10.0},
+    "weak": {"regimes": (MOMENTUM,), "edge": 0.45},
 }
 DEFAULT_SCENARIO = "regime-switching"
 
