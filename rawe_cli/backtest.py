@@ -199,6 +199,7 @@ def run_compare(
     alone: bool = True,
     on_run: Callable[[str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    bar_seconds: float | None = None,
 ) -> list[BacktestResult]:
     """Every scheme, then every agent alone, on the same ticks; best total return first."""
     results: list[BacktestResult] = []
@@ -207,13 +208,13 @@ def run_compare(
             on_run(f"scheme {scheme}")
         results.append(run_backtest(ticks, dataclasses.replace(settings, scheme=scheme),
                                     personalities, label=f"scheme {scheme}",
-                                    on_progress=on_progress))
+                                    on_progress=on_progress, bar_seconds=bar_seconds))
     if alone:
         solo = alone_settings(settings)
         for p in personalities:
             if on_run is not None:
                 on_run(f"alone {p.name}")
             results.append(run_backtest(ticks, solo, [p], label=f"alone {p.name}",
-                                        on_progress=on_progress))
+                                        on_progress=on_progress, bar_seconds=bar_seconds))
     results.sort(key=lambda r: (-r.metrics["total_return"], r.label))
     return results

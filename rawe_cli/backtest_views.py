@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from rawe_cli.durations import format_seconds
 from rawe_cli.views import fmt_time, money
 
 
@@ -42,7 +43,9 @@ def metrics_table(result: dict[str, Any], title: str = "Performance") -> Table:
             ("signals / proposals / decisions",
              f"{s['signals']:,} / {s['proposals']:,} / {s['decisions']:,}"),
             ("period", f"{fmt_time(s.get('start'))} .. {fmt_time(s.get('end'))}"),
-            ("bar spacing", f"{m['step_seconds']:g} s" if m.get("step_seconds") else "-"),
+            ("bar size", format_seconds(m["bar_seconds"]) if m.get("bar_seconds") else "-"),
+            ("periods a year", f"{m['periods_per_year']:,.0f} ({m.get('calendar', '-')})"
+             if m.get("periods_per_year") else "-"),
         ]
         if s.get("open_at_end"):
             rows.append(("open at end (marked)", str(s["open_at_end"])))

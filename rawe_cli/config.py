@@ -9,9 +9,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rawe_cli.durations import Duration, bars
+from rawe_cli.durations import Duration, bars, parse_duration
 from rawe_cli.errors import ConfigError
-from rawe_cli.levels import VOL, Level
+from rawe_cli.levels import VOL, Level, parse_level
 from rawe_cli.models import SignalType
 from rawe_cli.schema import Field, check_mapping
 
@@ -113,6 +113,13 @@ class Personality:
     take_profit: Level = DEFAULT_TAKE
     cooldown: Duration = DEFAULT_COOLDOWN
 
+    def __post_init__(self) -> None:
+        # Python callers may pass plain numbers (seconds, fractions) or strings ("40b").
+        for name in ("holding_horizon", "cooldown"):
+            object.__setattr__(self, name, parse_duration(getattr(self, name)))
+        for name in ("stop_loss", "take_profit"):
+            object.__setattr__(self, name, parse_level(getattr(self, name)))
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -135,6 +142,13 @@ class Settings:
     learning_rate: float = 0.1
     min_weight: float = 0.1
     max_weight: float = 3.0
+
+    def __post_init__(self) -> None:
+        # Python callers may pass plain numbers (seconds) or strings ("3b", "5m").
+        for name in ("window", "narrative_half_life", "signal_cooldown"):
+            object.__setattr__(self, name, parse_duration(getattr(self, name)))
+        object.__setattr__(self, "tick_seconds",
+                           parse_duration(self.tick_seconds, allow_bars=False).value)
 
     @property
     def bar_seconds(self) -> float:

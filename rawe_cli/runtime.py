@@ -140,6 +140,7 @@ def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None
     if decisions is not None:
         entries = entries[-decisions:]
     stats = {
+        "bar_seconds": col.bar_seconds,
         "ticks": state.tick,
         "event_time": state.now,
         "signals": state.signals,

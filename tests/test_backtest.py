@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from rawe_cli.backtest import run_backtest, run_compare
 from rawe_cli.cli.app import app
-from rawe_cli.config import Settings, load_personalities, pick_agents
+from rawe_cli.config import SCHEMES, Settings, load_personalities, pick_agents
 from rawe_cli.core.regime import RegimeClassifier
 from rawe_cli.errors import RaweError
 from rawe_cli.feeds import replay
@@ -43,14 +43,14 @@ def test_same_seed_same_result() -> None:
 
 
 def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def test_replaying_a_recorded_world_gives_the_same_run(tmp_path: Path) -> None:
     """Same core: the world written to files and replayed trades exactly like the world
     itself, and the replay has no true regime, so the classifier cannot have read it."""
     params = WorldParams(symbols=SYMS, seed=5)
-    ticks = list(SyntheticWorld(params).ticks(1200))
+    ticks = list(SyntheticWorld(params).ticks(3000))
     rows = ["timestamp,symbol,open,high,low,close,volume"]
     events = []
     for t in ticks:
@@ -108,7 +108,9 @@ def test_scenarios() -> None:
     assert scenario_params("momentum", base).regimes == ("momentum",)
     assert scenario_params("noise", base).real_share == 0.0
     assert {t.regime for t in scenario_ticks("reversal", base, 300)} == {"reversal"}
-    assert set(SCENARIOS) == {"regime-switching", "momentum", "reversal", "noise"}
+    assert set(SCENARIOS) == {"regime-switching", "momentum", "reversal", "noise", "slow",
+                              "weak"}
+    assert scenario_params("slow", base).life_scale == 10.0
     with pytest.raises(RaweError, match="unknown scenario 'nope'"):
         scenario_params("nope", base)
 
@@ -119,7 +121,7 @@ def test_compare_runs_every_scheme_and_every_agent_alone_best_first() -> None:
     runs = run_compare(ticks, s, agents(3))
     labels = [r.label for r in runs]
     assert sorted(labels) == sorted(
-        ["scheme majority", "scheme winrate", "scheme hedge", "scheme regime"]
+        ["scheme majority", "scheme winrate", "scheme hedge", "scheme regime", "scheme meta"]
         + [f"alone {p.name}" for p in agents(3)])
     rets = [r.metrics["total_return"] for r in runs]
     assert rets == sorted(rets, reverse=True)
@@ -151,7 +153,7 @@ def test_cli_compare_json_on_sample_data() -> None:
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert doc["source"]["ticks"] == 400
-    assert len(doc["runs"]) == 4 + 2
+    assert len(doc["runs"]) == len(SCHEMES) + 2
     rets = [r["metrics"]["total_return"] for r in doc["runs"]]
     assert rets == sorted(rets, reverse=True)
 

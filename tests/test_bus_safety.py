@@ -25,7 +25,8 @@ from rawe_cli.store import Store
 def make(client, ns: str, name: str = "c1", fence: int | None = None):
     keys = Keys(ns)
     recs = {n: AgentRecord(n, n) for n in ("a", "b", "c")}
-    col = Collective(Settings(namespace=ns), recs, WinRateScheme(), PaperBroker())
+    col = Collective(Settings(namespace=ns, threshold=3.0, window=10.0), recs, WinRateScheme(),
+                     PaperBroker())
     consumer = ProposalConsumer(Bus(client, keys), Store(client, keys), col, consumer=name,
                                 fence=fence, secret=None)
     return col, consumer, keys

@@ -12,7 +12,7 @@ AGENTS = ("a", "b", "c", "d")
 
 
 def make(**settings) -> Collective:
-    s = Settings(fee_bps=10, slippage_bps=0, **settings)
+    s = Settings(**{"fee_bps": 10, "slippage_bps": 0, "threshold": 3.0, "window": 10.0, **settings})
     recs = {n: AgentRecord(n, n) for n in AGENTS}
     return Collective(s, recs, WinRateScheme(), PaperBroker(fee_bps=10, slippage_bps=0))
 
@@ -50,10 +50,12 @@ def test_decision_opens_closes_and_moves_weights_with_real_pnl():
     for name in ("a", "b", "c"):
         rec = col.records[name]
         assert (rec.wins, rec.losses) == (1, 0)
-        assert rec.weight == 1.5 and col.engine.weight(name) == 1.5
+        # winrate 1.5 each and 0.5 for d, normalised to a mean of 1 (sum 4 = agents)
+        assert rec.weight == pytest.approx(1.2) and col.engine.weight(name) == rec.weight
         assert rec.pnl == pytest.approx(expected / 3)
     assert (col.records["d"].wins, col.records["d"].losses) == (0, 1)
-    assert col.records["d"].weight == 0.5
+    assert col.records["d"].weight == pytest.approx(0.4)
+    assert sum(r.weight for r in col.records.values()) == pytest.approx(len(AGENTS))
 
 
 def test_no_second_trade_while_held_in_that_direction():
@@ -142,7 +144,7 @@ class PartialExitBroker(PaperBroker):
 
 
 def test_a_second_exit_attempt_has_its_own_id_and_counts_no_fill_twice():
-    s = Settings(fee_bps=0, slippage_bps=0)
+    s = Settings(fee_bps=0, slippage_bps=0, threshold=3.0, window=10.0)
     recs = {n: AgentRecord(n, n) for n in AGENTS}
     broker = PartialExitBroker(fee_bps=0, slippage_bps=0)
     col = Collective(s, recs, WinRateScheme(), broker)
@@ -174,7 +176,7 @@ class ClosedMarketBroker(PaperBroker):
 def test_opposite_decision_that_cannot_trade_is_skipped_not_flattened():
     recs = {n: AgentRecord(n, n) for n in AGENTS}
     broker = ClosedMarketBroker()
-    col = Collective(Settings(), recs, WinRateScheme(), broker)
+    col = Collective(Settings(threshold=3.0, window=10.0), recs, WinRateScheme(), broker)
     col.on_bar(bar(T0, 100.0))
     for a in ("a", "b", "c"):
         col.on_proposal(vote(a), T0)

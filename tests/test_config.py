@@ -1,3 +1,4 @@
+from rawe_cli.durations import Duration
 import subprocess
 from pathlib import Path
 
@@ -74,9 +75,12 @@ def test_missing_file_is_a_config_error(tmp_path):
 def test_settings_file_and_flag_overrides(tmp_path):
     path = write(tmp_path, "threshold: 2.5\nsymbols: [AAA, BBB]\nwindow: 20\n", "s.yaml")
     s = load_settings(path)
-    assert s.threshold == 2.5 and s.symbols == ("AAA", "BBB") and s.window == 20
+    assert s.threshold == 2.5 and s.symbols == ("AAA", "BBB") and s.window == Duration(20.0)
+    assert s.consensus_threshold() == (2.5, None)  # an absolute threshold given: no share
     s2 = s.with_overrides(threshold=4.0, window=None, scheme="majority")
-    assert s2.threshold == 4.0 and s2.window == 20 and s2.scheme == "majority"
+    assert s2.threshold == 4.0 and s2.window == Duration(20.0) and s2.scheme == "majority"
+    s3 = s.with_overrides(window="4b", tick_seconds="5m")
+    assert s3.window == Duration(4.0, "bars") and s3.window.seconds(s3.bar_seconds) == 1200
     with pytest.raises(ConfigError, match="field 'scheme'"):
         s.with_overrides(scheme="oracle")
 
@@ -102,9 +106,14 @@ def test_more_agents_than_personalities_makes_numbered_variants():
         pick_agents(base, 0, seed=1)
 
 
-def test_default_settings_match_the_seed():
+def test_default_settings_are_in_bars_with_a_relative_threshold():
     s = Settings()
-    assert s.threshold == 3.0 and s.window == 10.0 and s.scheme == "winrate"
+    assert s.threshold is None and s.consensus_threshold() == (1.0, 0.5)
+    assert s.window == Duration(3.0, "bars") and s.window.seconds(60.0) == 180.0
+    assert s.narrative_half_life.in_bars and s.signal_cooldown.in_bars
+    for p in load_personalities(None):
+        assert p.holding_horizon.in_bars and p.cooldown.in_bars
+        assert p.stop_loss.unit == "vol" and p.take_profit.unit == "vol"
 
 
 @pytest.mark.parametrize(

@@ -71,13 +71,18 @@ def test_scorer_resolves_at_stop_take_or_horizon_net_of_cost() -> None:
     assert sc.due(10.0, "B", 50.0) == []  # a symbol without tracked proposals: nothing
     assert sc.due(10.0, "A", 101.0) == []  # +1% long, -1% short: neither stop nor take
     out = sc.due(20.0, "A", 104.5)  # long takes profit, short is stopped out
-    assert [(a, round(r, 6), g) for a, r, g in out] == [
+    # rewards come back in units of the noise over the horizon (1% a bar until bars are
+    # seen, 5 s bars): the money figures are in the tallies
+    noise = 0.01 * math.sqrt(100.0 / 5.0)
+    assert [(a, round(r * noise, 6), g) for a, r, g in out] == [
         ("long", round(0.045 - 0.001, 6), "calm"), ("short", round(-0.045 - 0.001, 6), "calm")]
+    assert sc.tallies["long"].reward == pytest.approx(0.044)
     assert sc.pending() == 1
     assert sc.due(500.0, "C", 100.5) == []  # "slow" horizon not reached
     assert sc.due(1000.0, "A", 100.5) == []  # its horizon is due, but no bar of C yet
     (name, reward, regime), = sc.due(1000.0, "C", 100.5)
-    assert name == "slow" and reward == pytest.approx(0.005 - 0.001) and regime is None
+    assert name == "slow" and regime is None
+    assert reward * 0.01 * math.sqrt(1000.0 / 5.0) == pytest.approx(0.005 - 0.001)
     assert sc.tallies["long"].scored == 1 and sc.tallies["long"].wins == 1
     assert sc.tallies["short"].wins == 0
 
@@ -110,11 +115,13 @@ def test_an_agent_that_never_reaches_consensus_still_earns_weight() -> None:
 def test_regime_scheme_reweighs_on_set_regime() -> None:
     col = _collective("regime", threshold=100.0)
     col.records["good"].regime_scores.update({"calm": 2.5, "volatile": 0.2})
-    col.set_regime("calm")
-    assert col.engine.weight("good") == 2.5
+    col.set_regime("calm")  # weights are normalised to a mean of 1: 2.5 : 1.0
+    assert col.engine.weight("good") == pytest.approx(2 * 2.5 / 3.5)
+    assert col.engine.weight("good") / col.engine.weight("bad") == pytest.approx(2.5)
     col.set_regime("volatile")
-    assert col.engine.weight("good") == 0.2 and col.records["good"].weight == 0.2
-    assert col.engine.weight("bad") == 1.0
+    assert col.engine.weight("good") == pytest.approx(2 * 0.2 / 1.2)
+    assert col.records["good"].weight == col.engine.weight("good")
+    assert col.engine.weight("bad") == pytest.approx(2 * 1.0 / 1.2)
 
 
 def test_rewards_go_to_the_regime_the_vote_was_cast_in() -> None:

@@ -46,7 +46,7 @@ def files(tmp_path: Path) -> dict[str, str]:
     p = tmp_path / "fast.yaml"
     p.write_text(FAST_PERSONALITIES)
     s = tmp_path / "settings.yaml"
-    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nsymbols: [AAPL, MSFT, NVDA]\n")
+    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nsymbols: [AAPL, MSFT, NVDA]\n")
     return {"personalities": str(p), "settings": str(s)}
 
 
@@ -60,7 +60,12 @@ def inject(env: dict[str, str], agent: str, asset: str = "AAPL", direction: str 
 
 
 def consensus(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> Proc:
-    return Proc(["consensus", "--no-dashboard", *extra], tmp_path / f"{name}.log", env)
+    # Without a settings file: an absolute threshold of 3 votes and a 10 s window, so that
+    # hand-injected votes from agents registered one by one decide only at the third (the
+    # default relative threshold would let the first registered agent decide alone).
+    rules = [] if "-c" in extra else ["--threshold", "3", "--window", "10s"]
+    return Proc(["consensus", "--no-dashboard", *rules, *extra], tmp_path / f"{name}.log",
+                env)
 
 
 def decisions(env: dict[str, str]) -> list[dict]:
@@ -78,7 +83,9 @@ def test_agents_and_consensus_processes_trade_and_learn(tmp_path, env, files):
         assert closed[0]["pnl"] is not None
         weights = rawe_json("weights", "--json", env=env)
         assert {w["name"] for w in weights} == {"Fast Follower", "Fast Leader", "Fast Fader"}
-        assert any(w["weight"] != 1.0 for w in weights)
+        assert any(w["wins"] + w["losses"] > 0 for w in weights)  # the P&L came back
+        # weights are normalised to a mean of 1 (all three on one side of a trade keep 1.0)
+        assert sum(w["weight"] for w in weights) == pytest.approx(3.0)
         for w in weights:
             assert {"name", "weight", "wins", "losses", "pnl"} <= set(w)
         for d in decisions(env):

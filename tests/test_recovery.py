@@ -34,7 +34,8 @@ def proposal(agent: str, pid: str) -> Proposal:
 def engine(client, ns: str) -> tuple[Collective, ProposalConsumer, Store]:
     keys = Keys(ns)
     recs = {n: AgentRecord(n, n) for n in ("a", "b", "c")}
-    col = Collective(Settings(namespace=ns), recs, WinRateScheme(), PaperBroker())
+    col = Collective(Settings(namespace=ns, threshold=3.0, window=10.0), recs, WinRateScheme(),
+                     PaperBroker())
     store = Store(client, keys)
     return col, ProposalConsumer(Bus(client, keys), store, col, consumer="c1"), store
 
@@ -116,7 +117,7 @@ def test_processes_survive_a_redis_restart(tmp_path: Path):
     start_redis()
     env = {"RAWE_REDIS_URL": url, "RAWE_NAMESPACE": "restart"}
     settings = tmp_path / "s.yaml"
-    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\n")
+    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\n")
     pfile = tmp_path / "p.yaml"
     from tests.test_processes import FAST_PERSONALITIES
 

@@ -41,16 +41,41 @@ def test_reads_rows_in_any_order_and_merges_by_timestamp(tmp_path: Path) -> None
     data = replay.load(d)
     assert data.bars == 4 and data.events == 2
     assert data.symbols == ("AAPL", "MSFT")
+    assert data.bar_seconds == 5.0
     ts = [t.timestamp for t in data.ticks]
-    assert ts == sorted(ts) and len(ts) == 3
-    first, second, third = data.ticks
+    assert ts == sorted(ts) and len(ts) == 2  # a tick is a bar: no tick of an event's own
+    first, second = data.ticks
     assert [b.symbol for b in first.bars] == ["AAPL", "MSFT"]
     assert first.events == ()
     assert second.timestamp - first.timestamp == 5.0
     assert [e.narrative_id for e in second.events] == ["n1"]
-    assert third.bars == () and third.events[0].headline == "h"
+    assert data.dropped_events == 1  # the event after the last bar: nothing can act on it
     assert first.bars[0].close == 20.1 and first.regime == ""
-    assert [t.index for t in data.ticks] == [0, 1, 2]
+    assert [t.index for t in data.ticks] == [0, 1]
+
+
+def test_events_between_bars_go_to_the_next_bar(tmp_path: Path) -> None:
+    rows = [f"2026-01-02T14:{m:02d}:00Z,X,10,11,9,10,1\n" for m in (30, 35, 40)]
+    events = [dict(EVENT, assets=["X"], narrative_id=f"n{i}", timestamp=ts) for i, ts in
+              enumerate(["2026-01-02T14:20:00Z", "2026-01-02T14:31:10Z",
+                         "2026-01-02T14:34:59Z", "2026-01-02T14:35:00Z",
+                         "2026-01-02T14:35:01Z"])]
+    data = replay.load(write(tmp_path, HEADER + "".join(rows), events))
+    assert data.bar_seconds == 300.0 and len(data.ticks) == 3
+    assert [[e.narrative_id for e in t.events] for t in data.ticks] == [
+        ["n0"], ["n1", "n2", "n3"], ["n4"]]
+    assert all(e.timestamp <= t.timestamp for t in data.ticks for e in t.events)
+
+
+def test_bar_size_is_each_symbols_own_spacing(tmp_path: Path) -> None:
+    # two symbols whose hourly bars interleave: the merged timeline has 30-minute steps,
+    # each symbol's own bars are an hour apart
+    rows = []
+    for h in range(6):
+        rows.append(f"2026-01-02T{h:02d}:00:00Z,A,10,11,9,10,1\n")
+        rows.append(f"2026-01-02T{h:02d}:30:00Z,B,10,11,9,10,1\n")
+    data = replay.load(write(tmp_path, HEADER + "".join(rows)))
+    assert data.bar_seconds == 3600.0
 
 
 def test_extra_columns_in_any_order(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from rawe_cli.cli.options import (
+    BarSizeOpt,
     DEFAULT_REDIS_URL,
     AgentsOpt,
     ConfigOpt,
@@ -26,6 +27,7 @@ def agents(
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
     seed: SeedOpt = None,
+    bar_size: BarSizeOpt = None,
     feed: Annotated[str, typer.Option("--feed", help="synthetic: own the synthetic world; "
                                       "alpaca: own an Alpaca prices+news feed (both are "
                                       "published on the market stream); bus: follow the market "
@@ -51,7 +53,7 @@ def agents(
         raise RaweError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
     if speed <= 0:
         raise RaweError("--speed must be > 0")
-    settings = settings_from(config, seed=seed, namespace=namespace)
+    settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size)
     chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
     console = Console()
 

@@ -47,6 +47,7 @@ def _register() -> None:
         ledger,
         personalities,
         run,
+        tune,
     )
 
     run.register(app)
@@ -57,6 +58,7 @@ def _register() -> None:
     personalities.register(app)
     backtest.register(app)
     doctor.register(app)
+    tune.register(app)
 
 
 _register()

@@ -17,6 +17,7 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
+    BarSizeOpt,
     settings_from,
 )
 from rawe_cli.errors import RaweError
@@ -42,6 +43,7 @@ def backtest(
     threshold: ThresholdOpt = None,
     threshold_share: ThresholdShareOpt = None,
     window: WindowOpt = None,
+    bar_size: BarSizeOpt = None,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Run every scheme and every agent alone on the same data; best "
         "total return first.")] = False,
@@ -57,7 +59,8 @@ def backtest(
 
     from rawe_cli import backtest as bt
     from rawe_cli import backtest_views as bv
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.config import SCHEMES, load_personalities, pick_agents
+    from rawe_cli.durations import format_seconds
 
     if data is not None and scenario is not None:
         raise RaweError("use --data DIR or --scenario NAME, not both")
@@ -68,7 +71,8 @@ def backtest(
 
         check_plot_target(plot)
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
-                             threshold_share=threshold_share, window=window)
+                             threshold_share=threshold_share, window=window,
+                             tick_seconds=bar_size)
     chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
 
     source: dict[str, Any]
@@ -78,9 +82,12 @@ def backtest(
         loaded = replay.load(data)
         tick_list = loaded.ticks[:ticks] if ticks is not None else loaded.ticks
         total = len(tick_list)
+        bar_seconds = loaded.bar_seconds
         source = {"data": str(data), "bars": loaded.bars, "events": loaded.events,
-                  "symbols": list(loaded.symbols), "ticks": total}
-        label = f"data {data} ({len(loaded.symbols)} symbols, {total:,} ticks)"
+                  "symbols": list(loaded.symbols), "ticks": total, "bar_seconds": bar_seconds,
+                  "events_after_last_bar": loaded.dropped_events}
+        label = (f"data {data} ({len(loaded.symbols)} symbols, {total:,} bars of "
+                 f"{format_seconds(bar_seconds)})")
 
         def make_ticks() -> Any:
             return tick_list
@@ -92,9 +99,11 @@ def backtest(
         base = world_params(settings)
         scenario_params(name, base)  # unknown name: one line, before anything runs
         total = ticks or DEFAULT_TICKS
+        bar_seconds = settings.bar_seconds
         source = {"scenario": name, "seed": settings.seed, "ticks": total,
-                  "symbols": list(settings.symbols)}
-        label = f"scenario {name} seed {settings.seed} ({total:,} ticks)"
+                  "symbols": list(settings.symbols), "bar_seconds": bar_seconds}
+        label = (f"scenario {name} seed {settings.seed} ({total:,} bars of "
+                 f"{format_seconds(bar_seconds)})")
 
         def make_ticks() -> Any:
             return scenario_ticks(name, base, total)
@@ -118,7 +127,7 @@ def backtest(
     elif not json_out:
         err.print(f"backtest: {label} ...", highlight=False)
 
-    runs_count = (4 + len(chosen)) if compare else 1
+    runs_count = (len(SCHEMES) + len(chosen)) if compare else 1
     task: Any = None
     run_index = 0
 
@@ -136,8 +145,9 @@ def backtest(
     def execute() -> list[bt.BacktestResult]:
         if compare:
             return bt.run_compare(list(make_ticks()), settings, chosen, on_run=on_run,
-                                  on_progress=on_progress)
-        return [bt.run_backtest(make_ticks(), settings, chosen, on_progress=on_progress)]
+                                  on_progress=on_progress, bar_seconds=bar_seconds)
+        return [bt.run_backtest(make_ticks(), settings, chosen, on_progress=on_progress,
+                                bar_seconds=bar_seconds)]
 
     if progress is not None:
         with progress:

@@ -19,6 +19,7 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
+    BarSizeOpt,
     settings_from,
 )
 
@@ -31,6 +32,7 @@ def consensus(
     threshold: ThresholdOpt = None,
     threshold_share: ThresholdShareOpt = None,
     window: WindowOpt = None,
+    bar_size: BarSizeOpt = None,
     lease_ms: Annotated[int, typer.Option("--lease-ms", help="Lease time: a standby takes "
                                           "over this long after the active engine dies.",
                                           min=500)] = 3000,
@@ -54,7 +56,7 @@ def consensus(
     from rawe_cli.services import ConsensusOptions, ConsensusService
 
     settings = settings_from(config, scheme=scheme, threshold=threshold,
-                             threshold_share=threshold_share, window=window,
+                             threshold_share=threshold_share, window=window, tick_seconds=bar_size,
                              namespace=namespace)
     console = Console()
     err = Console(stderr=True)

@@ -39,8 +39,14 @@ ThresholdShareOpt = Annotated[
                  "agents' weight (0-1]; overrides --threshold.", show_default=False),
 ]
 WindowOpt = Annotated[
-    float | None,
-    typer.Option("--window", help="Window of a vote, seconds of event time [default: 10].",
+    str | None,
+    typer.Option("--window", help="Window of a vote: bars (3b) or time (15s, 5m); a plain "
+                 "number is seconds [default: 3b].", show_default=False),
+]
+BarSizeOpt = Annotated[
+    str | None,
+    typer.Option("--bar-size", help="Bar size of the synthetic world (or live poll): 5s, 1m, "
+                 "5m, 1h, 1d [settings tick_seconds, default 5s]. Replay data has its own.",
                  show_default=False),
 ]
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"

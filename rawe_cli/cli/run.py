@@ -21,6 +21,7 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
+    BarSizeOpt,
     settings_from,
 )
 from rawe_cli.errors import RaweError
@@ -35,6 +36,7 @@ def run(
     threshold: ThresholdOpt = None,
     threshold_share: ThresholdShareOpt = None,
     window: WindowOpt = None,
+    bar_size: BarSizeOpt = None,
     ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks.",
                                               show_default=False)] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS of "
@@ -63,6 +65,7 @@ def run(
     import sys
 
     from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.durations import format_seconds
     from rawe_cli.runtime import RunOptions, run_embedded
 
     if ticks is not None and ticks < 1:
@@ -72,7 +75,8 @@ def run(
     if speed <= 0:
         raise RaweError("--speed must be > 0")
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
-                             threshold_share=threshold_share, window=window)
+                             threshold_share=threshold_share, window=window,
+                             tick_seconds=bar_size)
     chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.feeds.factory import make_feed
@@ -97,6 +101,10 @@ def run(
     if no_dashboard or not sys.stdout.isatty():
         def log(line: str) -> None:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+        log(f"bar size {format_seconds(settings.bar_seconds)}, window "
+            f"{settings.window} ({format_seconds(settings.window.seconds(settings.bar_seconds))})"
+            f", scheme {settings.scheme}")
 
         result = asyncio.run(run_embedded(opts, log=log))
     else:

@@ -18,7 +18,7 @@ Everything is read and checked before the first tick is produced: a bad row is a
 nothing runs on half a file. Ticks come out in time order, one per distinct bar timestamp,
 with that timestamp's bars (sorted by symbol) and the events heard since the bar before (in
 time order, then file order): a tick is a bar. The bar size is the median spacing of each
-symbol's bars.
+symbol's bars (60 s when every symbol has a single bar).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from rawe_cli.models import Bar, NarrativeEvent
 
 PRICES = "prices.csv"
 NARRATIVES = "narratives.jsonl"
+DEFAULT_BAR_SECONDS = 60.0  # the bar size of data with a single bar per symbol
 PRICE_COLUMNS = ("timestamp", "symbol", "open", "high", "low", "close", "volume")
 
 
@@ -247,7 +248,7 @@ def bar_size(bars: list[Bar]) -> float:
     steps = [step for ts in by_symbol.values()
              if (step := metrics.time_step(sorted(ts))) is not None]
     if not steps:
-        raise ReplayError("cannot tell the bar size: every symbol has a single bar")
+        return DEFAULT_BAR_SECONDS  # one bar per symbol: nothing to measure
     return statistics.median(steps)
 
 
