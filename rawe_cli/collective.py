@@ -21,6 +21,7 @@ Decisions and orders:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -295,6 +296,9 @@ class Collective:
                 if self.on_decision is not None:
                     self.on_decision(self.ledger[decision.id])
                 return status, decision
+            if verdict.boost != 1.0:  # a coalition with evidence of an edge: a larger stake
+                decision = dataclasses.replace(decision, size=round(
+                    min(1.0, decision.size * verdict.boost), 6))
         if decision is None or status == cs.SUPPRESSED:
             return status, decision  # a suppressed decision consumed votes, traded nothing
         self._execute(decision, now)

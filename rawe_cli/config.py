@@ -43,7 +43,8 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           "unmentioned narrative's intensity to halve (bars or time).", lo=0, lo_open=True),
     Field("signal_cooldown", "duration", DEFAULT_SIGNAL_COOLDOWN, "Narrative engine: least "
           "time between two signals of one type on one narrative and symbol.", lo=0),
-    Field("scheme", "choice", "winrate", "Weighting scheme.", choices=SCHEMES),
+    Field("scheme", "choice", "meta", "Weighting scheme (meta: per-regime weights and the "
+          "coalition gate of core/meta.py).", choices=SCHEMES),
     Field("fee_bps", "float", 1.0, "Broker fee, basis points of notional, per fill.", lo=0,
           hi=1000),
     Field("slippage_bps", "float", 2.0, "Paper fill slippage, basis points against the trader.",
@@ -61,11 +62,12 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           lo_open=True),
     Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
     Field("namespace", "str", "rawe", "Prefix of every Redis key."),
-    Field("learning_rate", "float", 0.1, "Hedge scheme: learning rate of the multiplicative "
+    Field("learning_rate", "float", 0.1, "Learned schemes (hedge, regime, meta): learning "
+          "rate of the multiplicative "
           "weights.", lo=0, lo_open=True, hi=10),
-    Field("min_weight", "float", 0.1, "Hedge and regime schemes: lower bound of a weight.", lo=0,
+    Field("min_weight", "float", 0.1, "Learned schemes: lower bound of a score.", lo=0,
           lo_open=True),
-    Field("max_weight", "float", 3.0, "Hedge and regime schemes: upper bound of a weight.", lo=0,
+    Field("max_weight", "float", 3.0, "Learned schemes: upper bound of a score.", lo=0,
           lo_open=True),
 )
 
@@ -129,7 +131,7 @@ class Settings:
     window: Duration = DEFAULT_WINDOW
     narrative_half_life: Duration = DEFAULT_HALF_LIFE
     signal_cooldown: Duration = DEFAULT_SIGNAL_COOLDOWN
-    scheme: str = "winrate"
+    scheme: str = "meta"
     fee_bps: float = 1.0
     slippage_bps: float = 2.0
     initial_cash: float = 100_000.0

@@ -110,6 +110,7 @@ def test_default_settings_are_in_bars_with_a_relative_threshold():
     s = Settings()
     assert s.threshold is None and s.consensus_threshold() == (1.0, 0.5)
     assert s.window == Duration(3.0, "bars") and s.window.seconds(60.0) == 180.0
+    assert s.scheme == "meta"
     assert s.narrative_half_life.in_bars and s.signal_cooldown.in_bars
     for p in load_personalities(None):
         assert p.holding_horizon.in_bars and p.cooldown.in_bars

@@ -92,7 +92,7 @@ def _decision(t: float, agents: tuple[str, ...] = ("a", "b")) -> Decision:
 
 
 def test_meta_gate_closes_on_losses_and_reopens_when_the_coalition_earns() -> None:
-    gate = MetaGate(cost=0.0, min_samples=4, half_life=10)
+    gate = MetaGate(cost=0.0, prior=4, half_life=10)
     t, price = T0, 100.0
 
     def outcome(move: float) -> bool:
@@ -103,14 +103,16 @@ def test_meta_gate_closes_on_losses_and_reopens_when_the_coalition_earns() -> No
         gate.due(t, "A", price)
         return verdict.trade
 
-    assert all(outcome(-0.01) for _ in range(5))  # exploring while it knows nothing
+    assert outcome(-0.01)  # exploring while it knows nothing
     assert not any(outcome(-0.01) for _ in range(5))  # closed: the coalition loses
     assert gate.skipped == 5
     # still scored while skipped; the coalition starts to earn: the gate opens again
     opened = [outcome(+0.02) for _ in range(30)]
     assert not opened[0] and opened[-1]
-    # another regime is a cell of its own: exploring there
-    assert gate.verdict(_decision(t), "volatile", 2.0).level == "explore"
+    assert gate.verdict(_decision(t), "calm", 2.0).boost > 1.0  # evidence: a larger stake
+    # another coalition in another regime starts from what the parents learned
+    other = gate.verdict(_decision(t, ("c",)), "volatile", 2.0)
+    assert other.n == 0 and other.trade
 
 
 def test_meta_scheme_records_gated_candidates_as_skipped() -> None:
@@ -121,7 +123,7 @@ def test_meta_scheme_records_gated_candidates_as_skipped() -> None:
     col = Collective(s, recs, make_scheme(s), PaperBroker(fee_bps=0, slippage_bps=0),
                      learner=make_learner(s))
     assert col.meta is not None
-    col.meta.min_samples = 3
+    col.meta.prior = 2
     t, price = T0, 100.0
     statuses = []
     for i in range(12):
@@ -138,3 +140,4 @@ def test_meta_scheme_records_gated_candidates_as_skipped() -> None:
     assert statuses[:3] != [SKIPPED] * 3 and statuses[-1] == SKIPPED
     skipped = [e for e in col.ledger.values() if e.status == SKIPPED]
     assert skipped and all(e.reason.startswith("meta: coalition") for e in skipped)
+    assert col.meta.candidates == 12 and col.meta.pending() <= 1

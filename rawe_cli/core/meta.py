@@ -1,4 +1,4 @@
-"""The meta-learning layer: which coalitions of agents to follow, per market regime. Pure.
+"""The meta-learning layer: which coalitions of agents to follow, and how hard, per regime.
 
 Per-regime weights (``RegimeScheme``) say how much each agent counts; they cannot say that
 the Chaser and the Purist *together* are worth following in a calm market while either of
@@ -8,18 +8,21 @@ from counterfactual outcomes, so it keeps learning while nothing trades:
 * Every decision the consensus engine reaches (a *candidate*) is tracked as if traded: it
   enters at the asset's last price and is scored, net of the round-trip cost, at the first
   later bar where its own stop-loss, take-profit or horizon is reached (real later bars,
-  the portfolio's exit rules). The score goes to two cells of the regime the decision was
-  made in: its *coalition* (the set of agents on the winning side) and its *agreement*
-  bucket (the winning side's share of the total weight, in fifths).
-* A candidate is traded when its cell's expected net return is positive. The coalition
-  cell decides once it has ``min_samples`` (decayed) outcomes; before that the agreement
-  bucket does, and before that the candidate is traded (exploration). So, per regime, the
-  collective learns both whom to follow together and the agreement (the threshold) it needs;
-  a skipped candidate is recorded with the cell's figures as its reason.
+  the portfolio's exit rules). The score goes to four cells: everything (``all``), the
+  regime the candidate was made in, its *agreement* in that regime (the winning side's
+  share of the total weight, in fifths: the threshold it would have needed), and its
+  *coalition* in that regime (the set of agents on the winning side).
+* Each cell's expected net return is shrunk toward its parent's (coalition -> agreement ->
+  regime -> all -> ``start``, 1 bp: a little optimism, so that a new collective explores)
+  with a prior of ``prior`` outcomes, so a cell with few outcomes says
+  what its parent says, and one with many speaks for itself. A candidate is traded when its
+  coalition cell expects a positive net return; its size is scaled up, by at most
+  ``max_boost``, as the evidence (the cell's t-statistic) grows. A skipped candidate is
+  recorded with the cell's figures as its reason.
 * Cells forget with a half-life of ``half_life`` outcomes, so a coalition that stopped
-  working, or started, is re-learned; in a world with no edge every cell drifts to the cost
-  and the collective abstains, and any coalition that earns is back within a few dozen
-  outcomes, since scoring never stops.
+  working, or started, is re-learned. In a world with no edge every cell drifts to minus the
+  cost and the collective abstains; scoring never stops, so a coalition that starts to earn
+  is back within a few dozen outcomes.
 """
 
 from __future__ import annotations
@@ -29,26 +32,36 @@ from dataclasses import dataclass, field
 
 from rawe_cli.models import Decision
 
-COALITION = "coalition"
+ALL = "all"
+REGIME = "regime"
 AGREEMENT = "agreement"
+COALITION = "coalition"
 
 
 @dataclass(slots=True)
 class Cell:
-    """A decayed tally of outcomes: weight `n` and summed net return `total`."""
+    """A decayed tally of outcomes: weight `n`, summed net return and summed squares."""
 
     n: float = 0.0
     total: float = 0.0
+    squares: float = 0.0
     seen: int = 0
 
     def add(self, reward: float, keep: float) -> None:
         self.n = self.n * keep + 1.0
         self.total = self.total * keep + reward
+        self.squares = self.squares * keep + reward * reward
         self.seen += 1
 
-    @property
-    def mean(self) -> float:
-        return self.total / self.n if self.n > 0 else 0.0
+    def shrunk(self, parent: float, prior: float) -> float:
+        """The mean, shrunk toward `parent` with a prior of `prior` outcomes."""
+        return (self.total + prior * parent) / (self.n + prior)
+
+    def sd(self) -> float:
+        if self.n < 2:
+            return 0.0
+        mean = self.total / self.n
+        return math.sqrt(max(0.0, self.squares / self.n - mean * mean))
 
 
 @dataclass(slots=True)
@@ -64,9 +77,10 @@ class _Candidate:
 @dataclass(slots=True)
 class Verdict:
     trade: bool
-    level: str  # COALITION, AGREEMENT or "explore"
-    mean: float = 0.0
-    n: float = 0.0
+    level: str  # the cell that decided: COALITION
+    mean: float = 0.0  # its shrunk expected net return
+    n: float = 0.0  # its (decayed) outcomes
+    boost: float = 1.0  # size multiple
 
     def reason(self) -> str:
         return (f"meta: {self.level} cell expects {self.mean * 1e4:+.1f} bps net "
@@ -82,9 +96,12 @@ def agreement_bucket(decision: Decision, total_weight: float) -> str:
 @dataclass(slots=True)
 class MetaGate:
     cost: float = 0.0  # round trip, a fraction of notional
-    min_samples: float = 12.0
-    half_life: float = 300.0  # outcomes
+    prior: float = 8.0  # outcomes: how strongly a cell is shrunk toward its parent
+    half_life: float = 400.0  # outcomes
     margin: float = 0.0  # trade when the expected net return is above this
+    start: float = 1e-4  # the root's prior mean: a little optimism, so that it explores
+    max_boost: float = 2.0  # the largest size multiple
+    boost_t: float = 3.0  # the t-statistic at which the boost is full
     cells: dict[tuple[str, str, str], Cell] = field(default_factory=dict)
     _open: dict[str, list[_Candidate]] = field(default_factory=dict)
     candidates: int = 0
@@ -95,19 +112,24 @@ class MetaGate:
         return 0.5 ** (1.0 / self.half_life)
 
     def _keys(self, decision: Decision, regime: str | None, total_weight: float
-              ) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+              ) -> tuple[tuple[str, str, str], ...]:
         r = regime or "-"
-        coalition = ",".join(sorted(decision.agents))
-        return (r, COALITION, coalition), (r, AGREEMENT, agreement_bucket(decision,
-                                                                          total_weight))
+        return (("*", ALL, "*"), (r, REGIME, r),
+                (r, AGREEMENT, agreement_bucket(decision, total_weight)),
+                (r, COALITION, ",".join(sorted(decision.agents))))
 
     def verdict(self, decision: Decision, regime: str | None, total_weight: float) -> Verdict:
-        coalition, agreement = self._keys(decision, regime, total_weight)
-        for level, key in ((COALITION, coalition), (AGREEMENT, agreement)):
-            cell = self.cells.get(key)
-            if cell is not None and cell.n >= self.min_samples:
-                return Verdict(cell.mean > self.margin, level, cell.mean, cell.n)
-        return Verdict(True, "explore")
+        mean = self.start  # before any outcome: explore
+        cell = Cell()
+        for key in self._keys(decision, regime, total_weight):
+            cell = self.cells.get(key) or Cell()
+            mean = cell.shrunk(mean, self.prior)
+        boost = 1.0
+        sd = cell.sd()
+        if mean > self.margin and sd > 0 and self.max_boost > 1:
+            t = mean / (sd / math.sqrt(cell.n + self.prior))
+            boost = 1.0 + (self.max_boost - 1.0) * min(1.0, max(0.0, t / self.boost_t))
+        return Verdict(mean > self.margin, COALITION, mean, cell.n, boost)
 
     def consider(self, decision: Decision, price: float | None, regime: str | None,
                  total_weight: float) -> Verdict:
@@ -158,7 +180,7 @@ class MetaGate:
         """Every cell, for reports: regime, level, key, outcomes, mean net return."""
         return [
             {"regime": r, "level": level, "key": key, "outcomes": cell.seen,
-             "weight": round(cell.n, 3), "mean_bps": round(cell.mean * 1e4, 3)
-             if math.isfinite(cell.mean) else None}
+             "weight": round(cell.n, 3),
+             "mean_bps": round(cell.total / cell.n * 1e4, 3) if cell.n > 0 else None}
             for (r, level, key), cell in sorted(self.cells.items())
         ]
