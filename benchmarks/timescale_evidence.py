@@ -6,7 +6,8 @@
 Every world is the synthetic generator (rawe_cli/feeds/synthetic.py) at that bar size, with
 seeds that were never used while the defaults were chosen (development used seeds below
 1000; the evidence seeds are 5001 and up; the world of seed S at bar size B seconds is
-generated with seed S * 100000 + B, so each bar size sees other worlds). Everything runs with the shipped defaults: the
+generated with seed S * 100000 + B, so each bar size sees other worlds).
+Everything runs with the shipped defaults: the
 five shipped personalities, the default settings (only the bar size and the symbols set),
 no flag that names the timescale. Per world it runs every scheme and every agent alone and
 prints, per case and bar size: the mean, min and max total return over the seeds, the mean

@@ -1,10 +1,10 @@
-from rawe_cli.durations import Duration
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from rawe_cli.config import Settings, load_personalities, load_settings, pick_agents
+from rawe_cli.durations import Duration
 from rawe_cli.errors import ConfigError
 from tests.conftest import ROOT, rawe_cmd
 

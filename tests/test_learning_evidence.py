@@ -126,7 +126,7 @@ def test_meta_scheme_records_gated_candidates_as_skipped() -> None:
     col.meta.prior = 2
     t, price = T0, 100.0
     statuses = []
-    for i in range(12):
+    for _i in range(12):
         col.on_bar(Bar(t, "A", price, price, price, price))
         col.on_proposal(_vote("a", t), t)
         _, d = col.on_proposal(_vote("b", t), t)

@@ -21,7 +21,17 @@ def run(ticks=2000, seed=7, agents=5, redis_url=None, **settings):
 
 @pytest.fixture(scope="module")
 def result():
-    return run()
+    # winrate: on the 5-second world costs are large against the noise, and the default
+    # (meta) rightly abstains from most candidates; these tests are about the mechanics
+    return run(scheme="winrate")
+
+
+def test_the_default_run_decides_and_says_why_it_skips():
+    r = run(ticks=1500)
+    assert r["stats"]["bar_seconds"] == 5.0 and r["decisions"]
+    skipped = [d for d in r["decisions"] if d["status"] == "skipped"]
+    assert all(d["reason"] for d in skipped)
+    assert any(d["reason"].startswith("meta: ") for d in skipped) or len(skipped) == 0
 
 
 def test_a_run_decides_trades_closes_and_learns(result):

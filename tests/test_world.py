@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import pytest
@@ -70,12 +71,12 @@ def test_the_world_is_the_same_shape_at_every_bar_size(bar):
     p = WorldParams(seed=5, tick_seconds=bar, symbols=("A", "B"))
     ticks = list(SyntheticWorld(p).ticks(3000))
     assert ticks[1].timestamp - ticks[0].timestamp == bar
-    rets = [math.log(b.close / a.close) for t0, t1 in zip(ticks, ticks[1:], strict=False)
+    rets = [math.log(b.close / a.close) for t0, t1 in itertools.pairwise(ticks)
             for a, b in zip(t0.bars, t1.bars, strict=True)]
     sd = math.sqrt(sum(r * r for r in rets) / len(rets))
     assert 0.8 < sd / p.bar_vol() < 1.6  # per-bar noise scales with the bar size
     assert p.bar_vol() == pytest.approx(0.35 * math.sqrt(bar / (365.25 * 86400)))
-    for prev, t in zip(ticks, ticks[1:], strict=False):  # events fall between bars
+    for prev, t in itertools.pairwise(ticks):  # events fall between bars
         assert all(prev.timestamp <= e.timestamp <= t.timestamp for e in t.events)
     assert any(e.timestamp < t.timestamp for t in ticks for e in t.events)
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from rawe_cli.cli.options import (
-    BarSizeOpt,
     DEFAULT_REDIS_URL,
     AgentsOpt,
+    BarSizeOpt,
     ConfigOpt,
     NamespaceOpt,
     PersonalitiesOpt,

@@ -9,6 +9,7 @@ import typer
 
 from rawe_cli.cli.options import (
     AgentsOpt,
+    BarSizeOpt,
     ConfigOpt,
     JsonOpt,
     PersonalitiesOpt,
@@ -17,7 +18,6 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
-    BarSizeOpt,
     settings_from,
 )
 from rawe_cli.errors import RaweError

@@ -8,6 +8,7 @@ import typer
 
 from rawe_cli.cli.options import (
     DEFAULT_REDIS_URL,
+    BarSizeOpt,
     BrokerOpt,
     ConfigOpt,
     ConfirmLiveOpt,
@@ -19,7 +20,6 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
-    BarSizeOpt,
     settings_from,
 )
 

@@ -8,6 +8,7 @@ import typer
 
 from rawe_cli.cli.options import (
     AgentsOpt,
+    BarSizeOpt,
     BrokerOpt,
     ConfigOpt,
     ConfirmLiveOpt,
@@ -21,7 +22,6 @@ from rawe_cli.cli.options import (
     ThresholdOpt,
     ThresholdShareOpt,
     WindowOpt,
-    BarSizeOpt,
     settings_from,
 )
 from rawe_cli.errors import RaweError

@@ -77,6 +77,7 @@ class _Thread:
 class _PriceState:
     last: float
     returns: deque[float]
+    sumsq: float = 0.0  # running sum of the squared returns in `returns`
     bars: int = 0
     slow_var: float = 0.0  # EWMA of squared log returns (long run)
     slow_n: int = 0
@@ -103,7 +104,13 @@ class NarrativeEngine:
             return []
         if state.last > 0 and bar.close > 0:
             r = math.log(bar.close / state.last)
-            state.returns.append(r)
+            returns = state.returns
+            if len(returns) == returns.maxlen:
+                state.sumsq -= returns[0] * returns[0]
+            returns.append(r)
+            state.sumsq += r * r
+            if state.bars % 1024 == 0:  # no drift from the running sum
+                state.sumsq = sum(x * x for x in returns)
             state.slow_n += 1
             rate = max(1.0 / state.slow_n, 1.0 / self.p.vol_slow_bars)
             state.slow_var += rate * (r * r - state.slow_var)
@@ -178,11 +185,10 @@ class NarrativeEngine:
 
     def _volatility(self, state: _PriceState) -> float | None:
         """Realized per-bar volatility (root mean square of recent log returns)."""
-        returns = state.returns
-        n = len(returns)
+        n = len(state.returns)
         if n < 2:
             return None
-        return math.sqrt(sum(r * r for r in returns) / n)
+        return math.sqrt(max(0.0, state.sumsq) / n)
 
     def _evaluate(self, thread: _Thread, symbol: str, now: float) -> ArbitrageSignal | None:
         p = self.p

@@ -120,7 +120,7 @@ class SyntheticWorld:
                 k = 2 if (n > 1 and rng.random() < 0.25) else 1
                 picks = rng.choice(n, size=k, replace=False)
                 sign = 1.0 if rng.random() < 0.5 else -1.0
-                life = max(4, int(round(int(rng.integers(lo, hi + 1)) * p.life_scale)))
+                life = max(4, round(int(rng.integers(lo, hi + 1)) * p.life_scale))
                 real = bool(rng.random() < p.real_share)
                 alive.append(_Narrative(
                     id=f"n-{p.seed}-{serial:05d}",
