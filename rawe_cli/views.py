@@ -11,6 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from rawe_cli.durations import format_seconds
+
 
 def fmt_time(ts: float | None) -> str:
     if ts is None:
@@ -118,9 +120,10 @@ def portfolio_panel(pf: dict[str, Any]) -> Panel:
 def header(snap: dict[str, Any]) -> Text:
     s = snap["stats"]
     ticks = f"{s['ticks']}" + (f"/{snap['ticks_total']}" if snap.get("ticks_total") else "")
+    bar = f"  bar {format_seconds(s['bar_seconds'])}" if s.get("bar_seconds") else ""
     return Text.assemble(
         ("RAWE collective ", "bold"),
-        f"tick {ticks}  event time {fmt_time(s['event_time'])}  ",
+        f"tick {ticks}{bar}  event time {fmt_time(s['event_time'])}  ",
         ("regime ", "dim"), (snap.get("regime") or "-", "bold"),
         f"  signals {s['signals']}  proposals {s['proposals']}  decisions {s['decisions']}"
         f"  closed {s['closed_positions']}",
@@ -148,7 +151,9 @@ def summary(snap: dict[str, Any]) -> Group:
     wins = sum(1 for d in closed if d["pnl"] > 0)
     lines = Text.assemble(
         ("Summary  ", "bold"),
-        f"{s['ticks']} ticks, {s['signals']} signals, {s['proposals']} proposals, "
+        f"{s['ticks']} bars"
+        + (f" of {format_seconds(s['bar_seconds'])}" if s.get("bar_seconds") else "")
+        + f", {s['signals']} signals, {s['proposals']} proposals, "
         f"{s['decisions']} decisions, {len(closed)} closed ({wins} won)\n",
         "equity ", f"{pf['equity']:,.2f}", "  realized ", money(pf["realized_pnl"]),
         "  unrealized ", money(pf["unrealized_pnl"]), f"  fees {pf['fees']:,.2f}",
