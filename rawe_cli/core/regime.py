@@ -11,8 +11,8 @@ It sees only bars (never a feed's "true" regime) and labels the market, tick by 
 * **trend** (``use_trend=True``): the cross-sectional mean efficiency ratio (|net move| /
   path length over ``trend_window`` bars, 1 = straight line, 0 = back and forth), labelled
   ``trending`` / ``ranging`` the same way. Off by default: on the synthetic world it
-  separates the regimes only weakly (see docs/backtest.md), and every extra label splits the
-  learning of a regime-aware scheme over more cells.
+  separates the regimes only weakly, and every extra label splits the learning of a
+  regime-aware scheme over more cells.
 
 Labels: ``calm`` / ``volatile`` (with trend: ``calm-trending``, ``volatile-ranging``, ...);
 None during the first ``warmup`` ticks. Work per bar is constant.
