@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import signal
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -240,6 +241,8 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init_worker(parts: dict[str, Sequence[Tick]], base: Base) -> None:
+    # Ctrl-C is the parent's to handle (it stops the pool): no traceback from each worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _WORKER["parts"], _WORKER["base"] = parts, base
 
 
@@ -474,13 +477,19 @@ def check_out(out: Path) -> None:
 
 def atomic_write(path: Path, text: str) -> None:
     """Write `text` to a temp file beside `path`, then rename it over `path`."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise RaweError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise RaweError(f"cannot write {path}: {exc.strerror}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
