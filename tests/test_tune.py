@@ -92,6 +92,8 @@ def test_the_search_never_reads_a_held_out_bar(monkeypatch: pytest.MonkeyPatch) 
     assert max(trials.values()) == result.split.train[-1].timestamp  # the whole train part
     assert seen["test"] == seen["baseline test"] == ticks[-1].timestamp  # the probe works
     assert seen["baseline train"] < first_test
+    # trial 0 is the untuned start (the shipped files lie inside the search space)
+    assert result.search.values[0] == tn.objective(result.baseline_train, 5)
     # the search's runner (its worker pool, with more workers) holds the train part only
     assert list(pools[0]) == ["train"] and pools[0]["train"] < first_test
 

@@ -185,9 +185,13 @@ def tune(
         return
     console = Console() if Console().is_terminal else Console(width=130)
     split = doc["split"]
-    console.print(_table(doc, f"rawe tune: {source.label}, {trials} trials, best trial "
-                          f"{result.search.best_number}; train to {split['train_end']}, test "
-                          f"{split['test_ticks']:,} ticks after it"))
+    console.print(f"rawe tune: {source.label}", highlight=False)
+    console.print(f"train: {split['train_ticks']:,} ticks to {split['train_end']}; test: "
+                  f"{split['test_ticks']:,} ticks from {split['test_start']}", highlight=False)
+    console.print(_table(doc, f"best of {trials} trials: trial {result.search.best_number}"))
+    if result.search.best_value < -1:
+        console.print(f"note: no trial made {min_trades} closed train trades (--min-trades); "
+                      "the one written is the one that traded most", highlight=False)
     console.print(f"personalities: {out_path}", highlight=False)
     console.print(f"settings: {settings_file or 'unchanged (none written)'}", highlight=False)
 
