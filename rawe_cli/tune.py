@@ -63,6 +63,17 @@ AGENT_KNOBS: tuple[Knob, ...] = (
     Knob("take_profit", "float", 1.0, 8.0, step=0.25, unit="vol"),
     Knob("position_size", "float", 0.01, 0.20, step=0.01),
 )
+# The default space (`--space collective`): one multiplier for all agents per quantity, so
+# that 50 trials can find the timescale (a world whose moves last ten times longer needs
+# horizons ten times longer) instead of spreading themselves over 39 dimensions.
+SCALE_KNOBS: tuple[Knob, ...] = (
+    Knob("horizon_scale", "float", 0.25, 16.0, log=True),
+    Knob("stop_scale", "float", 0.5, 3.0, log=True),
+    Knob("take_scale", "float", 0.5, 3.0, log=True),
+    Knob("confidence_shift", "float", -0.3, 0.3, step=0.05),
+    Knob("size_scale", "float", 0.5, 2.0, log=True),
+)
+SPACES = ("collective", "agents")
 COLLECTIVE_KNOBS: tuple[Knob, ...] = (
     Knob("threshold_share", "float", 0.2, 0.8, step=0.05),
     Knob("window", "int", 1, 6, unit="bars"),
@@ -84,9 +95,14 @@ def _suggest(trial: Any, name: str, knob: Knob) -> Any:
     return trial.suggest_float(name, knob.low, knob.high, step=knob.step, log=knob.log)
 
 
-def suggest(trial: Any, agents: Sequence[Personality]) -> dict[str, Any]:
-    """Every parameter of one trial, collective first, then agent by agent."""
+def suggest(trial: Any, agents: Sequence[Personality], space: str = "agents"
+            ) -> dict[str, Any]:
+    """Every parameter of one trial: the collective's, then the shared multipliers
+    (`collective` space) or every agent's own (`agents` space)."""
     params = {k.field: _suggest(trial, k.field, k) for k in COLLECTIVE_KNOBS}
+    if space == "collective":
+        params.update({k.field: _suggest(trial, k.field, k) for k in SCALE_KNOBS})
+        return params
     for agent in agents:
         for k in AGENT_KNOBS:
             name = agent_key(agent, k)
@@ -106,12 +122,36 @@ def _field_value(knob: Knob, raw: Any) -> Any:
     return raw
 
 
-def apply_params(params: dict[str, Any], settings: Settings, agents: Sequence[Personality]
-                 ) -> tuple[Settings, list[Personality]]:
+def _scaled(agent: Personality, params: dict[str, Any], bar_seconds: float) -> Personality:
+    """An agent with the shared multipliers of the `collective` space applied."""
+    hscale = float(params.get("horizon_scale", 1.0))
+    horizon = max(1, round(agent.holding_horizon.bars(bar_seconds) * hscale))
+
+    def level(lv: Level, scale: float) -> Level:
+        value = round(lv.value * scale, 4)
+        return Level(min(value, 1.0), lv.unit) if lv.unit != VOL else Level(value, VOL)
+
+    shift = float(params.get("confidence_shift", 0.0))
+    return dataclasses.replace(
+        agent,
+        holding_horizon=bars(horizon),
+        stop_loss=level(agent.stop_loss, float(params.get("stop_scale", 1.0))),
+        take_profit=level(agent.take_profit, float(params.get("take_scale", 1.0))),
+        min_confidence=round(min(0.99, max(0.0, agent.min_confidence + shift)), 4),
+        position_size=round(min(1.0, max(0.001, agent.position_size
+                                         * float(params.get("size_scale", 1.0)))), 6),
+    )
+
+
+def apply_params(params: dict[str, Any], settings: Settings, agents: Sequence[Personality],
+                 bar_seconds: float | None = None) -> tuple[Settings, list[Personality]]:
     """The settings and personalities of a trial's parameters (absent ones stay as they are)."""
     collective = {k.field: _field_value(k, params[k.field])
                   for k in COLLECTIVE_KNOBS if k.field in params}
     tuned_settings = dataclasses.replace(settings, **collective)
+    if any(k.field in params for k in SCALE_KNOBS):
+        bar = bar_seconds if bar_seconds is not None else settings.bar_seconds
+        return tuned_settings, [_scaled(a, params, bar) for a in agents]
     tuned_agents = []
     for agent in agents:
         changes = {k.field: _field_value(k, params[agent_key(agent, k)])
@@ -145,14 +185,18 @@ def _start_value(knob: Knob, value: Any, bar_seconds: float) -> Any:
     return _on_grid(knob, float(value))
 
 
-def start_params(settings: Settings, agents: Sequence[Personality], bar_seconds: float
-                 ) -> dict[str, Any]:
+def start_params(settings: Settings, agents: Sequence[Personality], bar_seconds: float,
+                 space: str = "agents") -> dict[str, Any]:
     """The untuned starting point in the search space: the study's first trial."""
     values: dict[str, Any] = {}
     for k in COLLECTIVE_KNOBS:
         raw = settings.consensus_threshold()[1] if k.field == "threshold_share" else getattr(
             settings, k.field)
         values[k.field] = _start_value(k, raw, bar_seconds)
+    if space == "collective":
+        values.update({k.field: 0.0 if k.field == "confidence_shift" else 1.0
+                       for k in SCALE_KNOBS})
+        return {name: v for name, v in values.items() if v is not None}
     for agent in agents:
         for k in AGENT_KNOBS:
             values[agent_key(agent, k)] = _start_value(k, getattr(agent, k.field), bar_seconds)
@@ -231,7 +275,7 @@ class Job:
 def evaluate(parts: dict[str, Sequence[Tick]], base: Base, job: Job) -> dict[str, Any]:
     """One backtest: the job's parameters on the job's part; its metrics."""
     settings, agents = (base.settings, list(base.agents)) if job.params is None else \
-        apply_params(job.params, base.settings, base.agents)
+        apply_params(job.params, base.settings, base.agents, base.bar_seconds)
     result = run_backtest(parts[job.part], settings, agents, label=job.label,
                           bar_seconds=base.bar_seconds)
     return dict(result.metrics)
@@ -288,6 +332,7 @@ class TuneOptions:
     seed: int = 7
     workers: int = 1
     min_trades: int = DEFAULT_MIN_TRADES
+    space: str = "collective"
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,14 +369,16 @@ def search(train: Sequence[Tick], base: Base, options: TuneOptions,
     optuna = _quiet_optuna()
     sampler = optuna.samplers.TPESampler(seed=options.seed)
     study = optuna.create_study(direction="maximize", sampler=sampler)
-    study.enqueue_trial(start_params(base.settings, base.agents, base.bar_seconds))
+    study.enqueue_trial(start_params(base.settings, base.agents, base.bar_seconds,
+                                     options.space))
     batch = max(1, min(options.workers, options.trials))
     metrics_of: dict[int, dict[str, Any]] = {}
     values: list[float] = []
     with Runner({TRAIN: train}, base, batch) as runner:
         while len(values) < options.trials:
             asked = [study.ask() for _ in range(min(batch, options.trials - len(values)))]
-            jobs = [Job(TRAIN, f"trial {t.number}", suggest(t, base.agents)) for t in asked]
+            jobs = [Job(TRAIN, f"trial {t.number}", suggest(t, base.agents, options.space))
+                    for t in asked]
             for trial, metrics in zip(asked, runner.map(jobs), strict=True):
                 value = objective(metrics, options.min_trades)
                 study.tell(trial, value)
@@ -357,7 +404,8 @@ class TuneResult:
     baseline_test: dict[str, Any]
 
     def tuned(self) -> tuple[Settings, list[Personality]]:
-        return apply_params(self.search.best_params, self.base.settings, self.base.agents)
+        return apply_params(self.search.best_params, self.base.settings, self.base.agents,
+                            self.base.bar_seconds)
 
 
 def tune(ticks: Sequence[Tick], base: Base, options: TuneOptions,

@@ -163,12 +163,15 @@ def test_output_files_load_and_json_shape(tmp_path: Path) -> None:
     settings = load_settings(doc["settings"])
     assert [a.name for a in agents] == [a.name for a in load_personalities(None)]
     params = doc["best_trial"]["params"]
-    for a in agents:
+    shipped = {p.name: p for p in load_personalities(None)}
+    for a in agents:  # the default space: shared multipliers of the shipped values
         assert a.holding_horizon.in_bars
-        assert a.holding_horizon.value == params[f"{a.name}/holding_horizon"]
+        assert a.holding_horizon.value == max(1, round(
+            shipped[a.name].holding_horizon.value * params["horizon_scale"]))
         assert a.stop_loss.unit == VOL
-        assert a.stop_loss.value == params[f"{a.name}/stop_loss"]
-        assert a.stance == params[f"{a.name}/stance"]
+        assert a.stop_loss.value == pytest.approx(
+            shipped[a.name].stop_loss.value * params["stop_scale"], abs=1e-4)
+        assert a.stance == shipped[a.name].stance
     assert settings.threshold_share == params["threshold_share"]
     assert settings.narrative_half_life.value == params["narrative_half_life"]
     assert settings.seed == 3
@@ -213,3 +216,16 @@ def test_bad_input_is_one_line_exit_1(tmp_path: Path, args: list[str], message: 
     assert len(lines) == 1 and lines[0].startswith("rawe: error: ")
     assert message.replace("{tmp}", str(tmp_path)) in lines[0]
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_agents_space_tunes_every_agent_on_its_own(tmp_path: Path) -> None:
+    _, _, doc = _tune_files(tmp_path, "--space", "agents")
+    params = doc["best_trial"]["params"]
+    agents = load_personalities(doc["personalities"])
+    for a in agents:
+        assert a.holding_horizon.value == params[f"{a.name}/holding_horizon"]
+        assert a.stance == params[f"{a.name}/stance"]
+    assert "horizon_scale" not in params
+    res = runner.invoke(app, ["tune", *WORLD, "--space", "everything", "--out",
+                              str(tmp_path / "x.yaml")])
+    assert res.exit_code == 1 and "--space must be one of" in str(res.exception)

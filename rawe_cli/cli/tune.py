@@ -133,6 +133,11 @@ def tune(
         "Same --seed and --workers, same output.", show_default=False)] = None,
     min_trades: Annotated[int, typer.Option(
         "--min-trades", help="Train trades a trial needs not to be penalised.")] = 20,
+    space: Annotated[str, typer.Option(
+        "--space", help="What to search: collective (shared multipliers of every agent's "
+        "horizon, stops, targets, cut-off and size, plus the collective's settings) or agents "
+        "(every agent's own fields: many more dimensions, needs many more trials).")
+    ] = "collective",
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of the synthetic world, the agents' variants and the search "
         "[settings default: 7].", show_default=False)] = None,
@@ -158,7 +163,9 @@ def tune(
     source = tn.load_source(data, scenario, ticks, settings, DEFAULT_TICKS)
     tn.split_ticks(source.ticks, train_fraction)  # too few ticks: one line, before the pool
     w = workers or os.cpu_count() or 1
-    options = tn.TuneOptions(train_fraction, trials, settings.seed, w, min_trades)
+    if space not in tn.SPACES:
+        raise RaweError(f"--space must be one of {', '.join(tn.SPACES)}, got {space!r}")
+    options = tn.TuneOptions(train_fraction, trials, settings.seed, w, min_trades, space)
     base = tn.Base(settings, tuple(chosen), source.bar_seconds)
 
     progress = _progress(json_out, source.label, trials, w)
