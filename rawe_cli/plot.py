@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import RaweError, UsageError
 
 if TYPE_CHECKING:
     from rawe_cli.backtest import BacktestResult
@@ -31,9 +31,9 @@ def check_plot_target(path: Path) -> None:
         raise RaweError(INSTALL_HINT) from None
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
-        raise RaweError(f"--plot {path}: directory {parent} does not exist")
+        raise UsageError(f"--plot {path}: directory {parent} does not exist")
     if path.is_dir():
-        raise RaweError(f"--plot {path}: is a directory")
+        raise UsageError(f"--plot {path}: is a directory")
 
 
 def save_plot(path: Path, equity_runs: Sequence[BacktestResult], weights_run: BacktestResult

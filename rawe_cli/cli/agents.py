@@ -17,7 +17,7 @@ from rawe_cli.cli.options import (
     SeedOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
 def agents(
@@ -46,15 +46,15 @@ def agents(
 
     from rich.console import Console
 
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.cli.options import agents_from
     from rawe_cli.services import AgentsOptions, AgentsService
 
     if feed not in ("synthetic", "alpaca", "bus"):
-        raise RaweError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
+        raise UsageError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
     if speed <= 0:
-        raise RaweError("--speed must be > 0")
+        raise UsageError("--speed must be > 0")
     settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    chosen = agents_from(personalities, agents, settings.seed)
     console = Console()
 
     def say(line: str) -> None:

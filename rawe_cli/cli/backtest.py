@@ -20,7 +20,7 @@ from rawe_cli.cli.options import (
     WindowOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 DEFAULT_TICKS = 5000
 
@@ -59,13 +59,14 @@ def backtest(
 
     from rawe_cli import backtest as bt
     from rawe_cli import backtest_views as bv
-    from rawe_cli.config import SCHEMES, load_personalities, pick_agents
+    from rawe_cli.cli.options import agents_from
+    from rawe_cli.config import SCHEMES
     from rawe_cli.durations import format_seconds
 
     if data is not None and scenario is not None:
-        raise RaweError("use --data DIR or --scenario NAME, not both")
+        raise UsageError("use --data DIR or --scenario NAME, not both")
     if ticks is not None and ticks < 1:
-        raise RaweError("--ticks must be at least 1")
+        raise UsageError("--ticks must be at least 1")
     if plot is not None:
         from rawe_cli.plot import check_plot_target
 
@@ -73,7 +74,7 @@ def backtest(
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
                              tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    chosen = agents_from(personalities, agents, settings.seed)
 
     source: dict[str, Any]
     if data is not None:

@@ -16,7 +16,7 @@ from rawe_cli.cli.options import (
     WatchOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
 def _show(fetch: Callable[[], Any], render: Callable[[Any], Any], json_out: bool,
@@ -29,7 +29,7 @@ def _show(fetch: Callable[[], Any], render: Callable[[Any], Any], json_out: bool
 
     if json_out:
         if watch:
-            raise RaweError("--watch and --json do not go together")
+            raise UsageError("--watch and --json do not go together")
         typer.echo(json.dumps(asyncio.run(fetch()), indent=2))
         return
     console = Console()

@@ -24,7 +24,7 @@ from rawe_cli.cli.options import (
     WindowOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
 def run(
@@ -64,26 +64,30 @@ def run(
     import json
     import sys
 
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.cli import context
+    from rawe_cli.cli.options import agents_from
     from rawe_cli.durations import format_seconds
     from rawe_cli.runtime import RunOptions, run_embedded
 
     if ticks is not None and ticks < 1:
-        raise RaweError("--ticks must be at least 1")
+        raise UsageError("--ticks must be at least 1")
     if duration is not None and duration <= 0:
-        raise RaweError("--duration must be > 0")
+        raise UsageError("--duration must be > 0")
     if speed <= 0:
-        raise RaweError("--speed must be > 0")
+        raise UsageError("--speed must be > 0")
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
                              tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    chosen = agents_from(personalities, agents, settings.seed)
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.feeds.factory import make_feed
 
+    dashboard = not (json_out or no_dashboard) and sys.stdout.isatty()
+    notes: list[str] = []  # lines said before the live view starts
+    say = context.lines(console=not dashboard, stream=sys.stderr if json_out else None,
+                        also=(lambda line: notes.append(line)) if dashboard else None)
     source = make_feed(feed, settings, ticks=ticks, fast=fast, speed=speed)
-    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live,
-                           log=lambda line: typer.echo(line, err=True))
+    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = RunOptions(settings=settings, personalities=chosen, ticks=ticks, duration=duration,
                       fast=fast, speed=speed, redis_url=redis_url, broker=executor,
                       feed=source)
@@ -91,36 +95,43 @@ def run(
     if json_out:
         result = asyncio.run(run_embedded(opts))
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        _stopped(result)
         return
 
     from rich.console import Console
 
-    from rawe_cli import views
+    from rawe_cli.dashboard import summary
 
     console = Console()
-    if no_dashboard or not sys.stdout.isatty():
-        def log(line: str) -> None:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-        log(f"bar size {format_seconds(settings.bar_seconds)}, window "
+    if not dashboard:
+        say(f"bar size {format_seconds(settings.bar_seconds)}, window "
             f"{settings.window} ({format_seconds(settings.window.seconds(settings.bar_seconds))})"
             f", scheme {settings.scheme}")
-
-        result = asyncio.run(run_embedded(opts, log=log))
+        result = asyncio.run(run_embedded(opts, log=say))
     else:
-        from rich.live import Live
+        from rawe_cli.cli.live import live_dashboard
 
-        with Live(console=console, refresh_per_second=4, screen=False,
-                  vertical_overflow="crop") as live:
-            def refresh(snap: dict) -> None:
-                snap["ticks_total"] = ticks
-                live.update(views.dashboard(snap))
-
-            result = asyncio.run(run_embedded(opts, on_refresh=refresh))
-    console.print(views.summary(result))
+        with live_dashboard(console, ticks_total=ticks) as view:
+            for line in notes:
+                view.note(line)
+            say.also = view.note
+            result = asyncio.run(run_embedded(opts, on_refresh=view.refresh, log=say))
+    console.print(summary(result, console.width, context.G.tz,
+                          more_hint="; `rawe run --json` lists every agent"))
     stopped = result["stats"].get("stopped_by")
     if stopped == "signal":
-        console.print("stopped by Ctrl-C; state saved.", style="dim")
+        where = (f"; state saved in Redis ({redis_url})" if redis_url is not None
+                 else " (the embedded store is not kept: nothing saved)")
+        console.print(f"stopped by a signal{where}", style="dim", highlight=False)
+    _stopped(result)
+
+
+def _stopped(result: dict) -> None:  # type: ignore[type-arg]
+    from rawe_cli.cli import context
+
+    sig = result["stats"].get("signal")
+    if sig is not None:
+        context.stopped_by(int(sig))
 
 
 def register(app: typer.Typer) -> None:
