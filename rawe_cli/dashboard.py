@@ -214,8 +214,8 @@ class Dashboard:
         total = len(agents)
         shown = agents if total <= rows else agents[:max(0, rows)]
         trend_w = max(6, min(24, width // 6))
-        trends = {a["name"]: sparkline(self.history.weights.get(a["name"], []), trend_w)
-                  for a in shown}
+        trends = {a["name"]: sparkline(self.history.weights.get(a["name"], []),
+                                       trend_w).ljust(trend_w) for a in shown}
         marks = {a["name"]: self.history.mark(a["name"]) for a in shown}
         p = plan(agent_columns(shown, self.tz, marks, trends), width, self.history.widths)
         caption = None
@@ -287,8 +287,9 @@ class Dashboard:
         if spare > 0 and wide:  # room to spare: a taller equity chart beside the agents
             top += spare
         elif spare >= 6:  # enough for an equity chart (and positions) over the agents
-            pf_h += spare
-            rest -= spare
+            grow = min(spare, 12)
+            pf_h += grow
+            rest -= grow
         root = Layout()
         header = Layout(Group(*head), name="header", size=len(head))
         decisions = Layout(self._decisions(width, rest - top - 3), name="decisions")

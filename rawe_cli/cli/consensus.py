@@ -116,6 +116,15 @@ def consensus(
         doc = snapshot(service.col, service.state, None, decisions=0) if saved else {}
         say.event("stopped", active=saved, saved=saved, stats=doc.get("stats"),
                   portfolio=doc.get("portfolio"))
+    elif dashboard:  # the live view is gone: what it showed, in short, and how it ended
+        if saved:
+            from rawe_cli.dashboard import summary
+            from rawe_cli.runtime import snapshot
+
+            snap = snapshot(service.col, service.state, None, decisions=None)
+            snap["stats"]["signals"] = None
+            console.print(summary(snap, console.width, context.G.tz))
+        console.print(f"consensus stopped; {what}", highlight=False)
     else:
         say(f"consensus stopped; {what}")
 
