@@ -172,6 +172,18 @@ async def run_embedded(
     from rawe_cli.brokers.paper import PaperBroker
 
     s = opts.settings
+    # Signals first: a Ctrl-C while connecting or restoring stops the run cleanly too.
+    state = RunState(ticks=opts.ticks)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        state.signal = signum
+        stop.set()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
+        loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
     client = await connect(opts.redis_url)
     keys = Keys(s.namespace)
     bus, store = Bus(client, keys), Store(client, keys)
@@ -199,21 +211,10 @@ async def run_embedded(
     await consumer.reclaim(0.0)
     pool = AgentPool(opts.personalities, s)
     secret = bus_secret()
-    state = RunState(ticks=opts.ticks)
     if s.scheme in REGIME_SCHEMES:
         from rawe_cli.core.regime import RegimeClassifier
 
         state.classifier = RegimeClassifier()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def on_signal(signum: int) -> None:
-        state.signal = signum
-        stop.set()
-
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
-        loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
     feed = opts.feed or SyntheticFeed(world_params(s), opts.ticks,
                                       None if opts.fast else opts.speed)
     wall_start = time.monotonic()

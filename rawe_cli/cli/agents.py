@@ -77,6 +77,11 @@ def agents(
     else:
         say = context.lines()
 
+    from rawe_cli.bus import _safe_url
+
+    say(f"settings: {settings}", 10)  # debug (-v)
+    say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, feed {feed}, speed "
+        f"{speed:g}", 10)
     source = None
     if feed == "alpaca":
         from rawe_cli.feeds.factory import make_feed

@@ -72,6 +72,11 @@ def consensus(
         # print costs ~50 us per line, a third of the engine's time at full load
         # (benchmarks/e2e_bench.py).
         say = context.lines(console=not dashboard)
+    from rawe_cli.bus import _safe_url
+
+    say(f"settings: {settings}", 10)  # debug (-v)
+    say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, lease {lease_ms} ms",
+        10)
     executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = ConsensusOptions(settings=settings, redis_url=redis_url, lease_ms=lease_ms,
                             duration=duration, broker=executor)

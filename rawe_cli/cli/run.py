@@ -64,6 +64,7 @@ def run(
     import json
     import sys
 
+    from rawe_cli.bus import _safe_url as safe_url
     from rawe_cli.cli import context
     from rawe_cli.cli.options import agents_from
     from rawe_cli.durations import format_seconds
@@ -103,6 +104,9 @@ def run(
     from rawe_cli.dashboard import summary
 
     console = Console()
+    say.debug(f"settings: {settings}")
+    say.debug(f"bus: {safe_url(redis_url) if redis_url else 'embedded (fakeredis)'}, "
+              f"broker {broker}, feed {feed}")
     if not dashboard:
         say(f"bar size {format_seconds(settings.bar_seconds)}, window "
             f"{settings.window} ({format_seconds(settings.window.seconds(settings.bar_seconds))})"
@@ -120,9 +124,12 @@ def run(
                           more_hint="; `rawe run --json` lists every agent"))
     stopped = result["stats"].get("stopped_by")
     if stopped == "signal":
-        where = (f"; state saved in Redis ({redis_url})" if redis_url is not None
-                 else " (the embedded store is not kept: nothing saved)")
-        console.print(f"stopped by a signal{where}", style="dim", highlight=False)
+        import signal
+
+        by = "Ctrl-C" if result["stats"].get("signal") == signal.SIGINT else "SIGTERM"
+        where = (f"; state saved in Redis ({safe_url(redis_url)})" if redis_url is not None
+                 else " (the embedded store lives in memory: nothing was saved)")
+        console.print(f"stopped by {by}{where}", style="dim", highlight=False)
     _stopped(result)
 
 
