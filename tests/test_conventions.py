@@ -152,5 +152,5 @@ def test_state_saved_only_by_who_saved_it(tmp_path: Path, redis_url: str, namesp
     assert "consensus stopped; standing by, held nothing: nothing to save" in standby.text()
     assert "consensus stopped; state saved" in active.text()
     proc = rawe("run", "--ticks", "50", "--fast", "--no-dashboard", "--redis-url", redis_url,
-                env={"RAWE_NAMESPACE": namespace})
+                "--namespace", namespace)
     assert proc.returncode == 0 and "state saved" not in proc.stdout  # not stopped by hand

@@ -15,6 +15,7 @@ from rawe_cli.cli.options import (
     FeedOpt,
     JsonOpt,
     LiveOpt,
+    NamespaceOpt,
     NoDashboardOpt,
     PersonalitiesOpt,
     SchemeOpt,
@@ -48,6 +49,7 @@ def run(
     redis_url: Annotated[str | None, typer.Option(
         "--redis-url", help="Use a real Redis instead of the embedded one (state carries on "
         "from what it holds).", show_default=False)] = None,
+    namespace: NamespaceOpt = None,
     no_dashboard: NoDashboardOpt = False,
     json_out: JsonOpt = False,
     broker: BrokerOpt = "paper",
@@ -78,7 +80,7 @@ def run(
         raise UsageError("--speed must be > 0")
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
-                             tick_seconds=bar_size)
+                             tick_seconds=bar_size, namespace=namespace)
     chosen = agents_from(personalities, agents, settings.seed)
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.feeds.factory import make_feed
