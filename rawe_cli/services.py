@@ -6,8 +6,9 @@ publishes every bar and narrative event on the market stream, and its agents act
 `rawe agents --feed bus` follows the market stream too, instead of generating another world.
 
 Time: the agents' synthetic world starts at the wall clock and runs at `--speed` event
-seconds per wall second (1 by default), so event time is wall time. The consensus engine's
-`now` is the later of the wall clock and the newest bar it has seen.
+seconds per wall second (the command's default is 20, at most 6 hours ahead of the wall
+clock: cli/agents.py; 1 makes event time wall time). The consensus engine's `now` is the
+later of the wall clock and the newest bar it has seen.
 """
 
 from __future__ import annotations

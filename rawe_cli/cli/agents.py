@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,14 @@ from rawe_cli.cli.options import (
     settings_from,
 )
 from rawe_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from rawe_cli.cli.jsonlines import JsonLines
+    from rawe_cli.config import Settings
+    from rawe_cli.feeds.synthetic import SyntheticFeed
+    from rawe_cli.lines import Lines
+    from rawe_cli.models import Proposal
+    from rawe_cli.services import AgentsService
 
 # The synthetic world's pace: 20 event seconds per wall second (a 5 s bar every 0.25 s), so
 # that the README's quick start shows a proposal within seconds and a decision within a
@@ -94,7 +102,7 @@ def agents(
                          duration=duration)
 
     class Agents(AgentsService):
-        def proposed(self, p) -> None:  # type: ignore[no-untyped-def]
+        def proposed(self, p: Proposal) -> None:
             if json_out:
                 say.event("proposal", **proposal_fields(p))
             elif not quiet:
@@ -121,7 +129,7 @@ def agents(
             f"{counts['proposals']:,} proposals")
 
 
-def quick_world(settings, ticks: int | None, speed: float):  # type: ignore[no-untyped-def]
+def quick_world(settings: Settings, ticks: int | None, speed: float) -> SyntheticFeed:
     """The synthetic world from the wall clock on, at `speed`, never more than MAX_LEAD ahead
     of the wall clock (then at its pace): a restarted engine must accept its bars (a market
     message a day ahead of the reader's clock is refused)."""
@@ -134,7 +142,7 @@ def quick_world(settings, ticks: int | None, speed: float):  # type: ignore[no-u
     return SyntheticFeed(params, ticks, speed, max_lead=MAX_LEAD)
 
 
-def proposal_fields(p) -> dict:  # type: ignore[no-untyped-def, type-arg]
+def proposal_fields(p: Proposal) -> dict[str, Any]:
     import dataclasses
 
     doc = dataclasses.asdict(p)
@@ -142,13 +150,14 @@ def proposal_fields(p) -> dict:  # type: ignore[no-untyped-def, type-arg]
     return doc
 
 
-def _counts(service) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def _counts(service: AgentsService) -> dict[str, float]:
     signals = service.pool.signals if service.pool is not None else 0
     return {"ticks": service.ticks, "signals": signals, "proposals": service.published,
             "event_time": service.now}
 
 
-async def _heartbeats(service, say, every: float, json_out: bool) -> None:  # type: ignore
+async def _heartbeats(service: AgentsService, say: Lines | JsonLines, every: float,
+                      json_out: bool) -> None:
     """A line every `every` seconds, so that a quiet world still shows it is alive."""
     import asyncio
 
@@ -173,7 +182,7 @@ async def _heartbeats(service, say, every: float, json_out: bool) -> None:  # ty
         last = now
 
 
-def _stop(service, signum: int) -> None:  # type: ignore[no-untyped-def]
+def _stop(service: AgentsService, signum: int) -> None:
     from rawe_cli.cli import context
 
     context.stopped_by(signum)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,6 +23,10 @@ from rawe_cli.cli.options import (
     WindowOpt,
     settings_from,
 )
+
+if TYPE_CHECKING:
+    from rawe_cli.collective import LedgerEntry
+    from rawe_cli.services import ConsensusService
 
 
 def consensus(
@@ -83,12 +88,13 @@ def consensus(
     service_type = ConsensusService
     if json_out:
         class JsonConsensus(ConsensusService):
-            def _log_decision(self, entry) -> None:  # type: ignore[no-untyped-def]
+            def _log_decision(self, entry: LedgerEntry) -> None:
                 say.event("decision", **entry.to_dict())
 
         service_type = JsonConsensus
 
-    def main(on_refresh=None) -> ConsensusService:  # type: ignore[no-untyped-def]
+    def main(on_refresh: Callable[[dict[str, Any]], None] | None = None
+             ) -> ConsensusService:
         service = service_type(opts, say, on_refresh)
 
         async def go() -> None:
@@ -106,7 +112,7 @@ def consensus(
         with live_dashboard(console, title="RAWE consensus") as view:
             say.also = view.note
 
-            def refresh(snap: dict) -> None:  # type: ignore[type-arg]
+            def refresh(snap: dict[str, Any]) -> None:
                 snap["stats"]["signals"] = None  # the agents see the signals, not the engine
                 view.refresh(snap)
 
@@ -134,7 +140,7 @@ def consensus(
         say(f"consensus stopped; {what}")
 
 
-def _stop(service, signum: int) -> None:  # type: ignore[no-untyped-def]
+def _stop(service: ConsensusService, signum: int) -> None:
     from rawe_cli.cli import context
 
     context.stopped_by(signum)

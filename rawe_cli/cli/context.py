@@ -4,6 +4,7 @@ every command: the display time zone, the log levels and file, and how a command
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
 from pathlib import Path
@@ -33,7 +34,7 @@ G = Globals()
 
 
 def lines(*, console: bool = True, stamps: bool = True, stream: TextIO | None = None,
-          also=None) -> Lines:  # type: ignore[no-untyped-def]
+          also: Callable[[str], None] | None = None) -> Lines:
     """The `say` of a long-running command, with the root options applied."""
     return Lines(stream, console=console, level=G.level, file=G.log_file,
                  file_level=G.file_level, tz=G.tz, stamps=stamps, also=also)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from rawe_cli.cli.context import G
@@ -77,22 +77,28 @@ def load_dotenv() -> str | None:
     return path
 
 
-def click_error() -> ModuleType:
+@dataclass(frozen=True, slots=True)
+class ClickErrors:
+    ClickException: type[Exception]
+    NoArgsIsHelpError: type[Exception]
+    Abort: type[BaseException]
+
+
+def click_error() -> ClickErrors:
     """Click's exception classes (Typer vendors Click since 0.2x; older ones import it)."""
     try:
         from typer._click import exceptions
     except ImportError:  # pragma: no cover - Typer with Click as a dependency
         from click import exceptions  # type: ignore[no-redef]
-    ns = ModuleType("clicks")
-    ns.ClickException = exceptions.ClickException  # type: ignore[attr-defined]
-    ns.UsageError = exceptions.UsageError  # type: ignore[attr-defined]
-    ns.NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # type: ignore
-    try:
-        from typer import Abort
-    except ImportError:  # pragma: no cover
-        from click.exceptions import Abort  # type: ignore[no-redef]
-    ns.Abort = Abort  # type: ignore[attr-defined]
-    return ns
+    from typer import Abort
+
+    no_args = getattr(exceptions, "NoArgsIsHelpError", None)
+    return ClickErrors(exceptions.ClickException,
+                       no_args if no_args is not None else _Never, Abort)
+
+
+class _Never(Exception):
+    """Stands for an exception class this Click version does not have."""
 
 
 def _lower_first(text: str) -> str:

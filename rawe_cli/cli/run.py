@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -135,7 +135,7 @@ def run(
     _stopped(result)
 
 
-def _stopped(result: dict) -> None:  # type: ignore[type-arg]
+def _stopped(result: dict[str, Any]) -> None:
     from rawe_cli.cli import context
 
     sig = result["stats"].get("signal")
