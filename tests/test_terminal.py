@@ -44,4 +44,4 @@ def test_rawe_run_in_an_80x24_terminal() -> None:
     assert code == 130  # Ctrl-C: a clean stop, then 130
     after = term.text().rsplit("\x1b[?1049l", 1)[-1]  # printed after the live view closed
     assert after.count("Summary") == 1 and "RAWE collective" not in after, after
-    assert "nothing saved" in after
+    assert "nothing was saved" in after
