@@ -43,6 +43,10 @@ class BacktestResult:
     equity: list[float]  # initial cash, then one per tick
     weights: dict[str, list[tuple[float, float]]]  # agent -> (time, weight) at each change
     stats: dict[str, Any] = field(default_factory=dict)
+    regimes: list[tuple[float, str]] = field(default_factory=list)  # (time, regime) changes
+    # agent -> regime -> (time, score) at each change: the learned schemes' per-regime scores
+    regime_scores: dict[str, dict[str, list[tuple[float, float]]]] = field(
+        default_factory=dict)
 
     def to_dict(self, curves: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -88,6 +92,8 @@ def run_backtest(
     proposals_by: dict[str, int] = {name: 0 for name in col.records}
     regime_ticks: dict[str, int] = {}
     weights: dict[str, list[tuple[float, float]]] = {}
+    regimes: list[tuple[float, str]] = []
+    regime_scores: dict[str, dict[str, list[tuple[float, float]]]] = {}
     times: list[float] = []
     equity: list[float] = [col.portfolio.equity()]
     exposed = 0
@@ -105,6 +111,8 @@ def run_backtest(
             col.set_regime(regime)
         key = regime or "-"
         regime_ticks[key] = regime_ticks.get(key, 0) + 1
+        if regime and (not regimes or regimes[-1][1] != regime):
+            regimes.append((now, regime))
         for bar in tick.bars:
             col.on_bar(bar)
         tick_proposals = pool.on_market(tick.bars, tick.events)
@@ -127,6 +135,10 @@ def run_backtest(
                 hist = weights.setdefault(name, [])
                 if not hist or hist[-1][1] != w:
                     hist.append((now, w))
+                for reg, score in col.records[name].regime_scores.items():
+                    per = regime_scores.setdefault(name, {}).setdefault(reg, [])
+                    if not per or per[-1][1] != score:
+                        per.append((now, score))
         col.dirty.clear()
         if on_progress is not None and len(times) % progress_every == 0:
             on_progress(len(times))
@@ -182,6 +194,8 @@ def run_backtest(
         equity=equity,
         weights=weights,
         stats=stats,
+        regimes=regimes,
+        regime_scores=regime_scores,
     )
 
 

@@ -71,15 +71,35 @@ async def connect(url: str | None, *, check: bool = True) -> Any:
     except ValueError as exc:
         raise BusUnavailable(f"bad Redis URL {_safe_url(url)!r}: {exc}") from None
     if check:
+        import redis.exceptions as rex
+
         try:
             await client.ping()
-        except connection_errors() as exc:
+        except (*connection_errors(), rex.RedisError) as exc:
             await client.aclose()
-            raise BusUnavailable(
-                f"cannot reach Redis at {_safe_url(url)}: {exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else 'no answer'}"
-            ) from None
+            raise BusUnavailable(refusal(url, exc)) from None
     return client
+
+
+def refusal(url: str, exc: BaseException) -> str:
+    """One line for a Redis that cannot be reached, or answers but refuses us."""
+    import redis.exceptions as rex
+
+    where = _safe_url(url)
+    text = str(exc).splitlines()[0] if str(exc) else "no answer"
+    if isinstance(exc, rex.AuthenticationError) or "NOAUTH" in text or "WRONGPASS" in text:
+        return (f"Redis at {where} refused the credentials ({text}); put them in the URL: "
+                "redis://USER:PASSWORD@host:port/db")
+    if isinstance(exc, rex.InvalidResponse) or "Protocol error" in text:
+        return (f"{where} does not answer as Redis ({text}): is that the Redis port? "
+                "(redis-server listens on 6379 by default)")
+    if "DB index is out of range" in text:
+        db = url.rsplit("/", 1)[-1] if url.count("/") >= 3 else "?"
+        return (f"Redis at {where}: database {db} does not exist (DB index is out of range); "
+                "a default server has 16, /0 to /15")
+    if isinstance(exc, rex.ResponseError):
+        return f"Redis at {where} refused the connection: {text}"
+    return f"cannot reach Redis at {where}: {exc.__class__.__name__}: {text}"
 
 
 async def with_reconnect(

@@ -23,3 +23,7 @@ class BrokerError(RaweError):
 
 class Fenced(Exception):
     """Another engine holds a newer fencing token: this one must stop writing."""
+
+
+class UsageError(RaweError):
+    """A bad command line (an option's value, options that do not go together): exit 2."""

@@ -130,10 +130,11 @@ class RunState:
     started: float = field(default_factory=time.monotonic)
     stopped_by: str = ""
     classifier: Any = None  # core.regime.RegimeClassifier when the scheme is "regime"
+    signal: int | None = None  # the signal that stopped the run
 
 
 def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None,
-             decisions: int | None = 12) -> dict[str, Any]:
+             decisions: int | None = 40) -> dict[str, Any]:
     """A plain, JSON-ready picture of the collective."""
     entries = list(col.ledger.values())
     entries.sort(key=lambda e: (e.decision.timestamp, e.decision.id))
@@ -171,6 +172,18 @@ async def run_embedded(
     from rawe_cli.brokers.paper import PaperBroker
 
     s = opts.settings
+    # Signals first: a Ctrl-C while connecting or restoring stops the run cleanly too.
+    state = RunState(ticks=opts.ticks)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        state.signal = signum
+        stop.set()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
+        loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
     client = await connect(opts.redis_url)
     keys = Keys(s.namespace)
     bus, store = Bus(client, keys), Store(client, keys)
@@ -198,16 +211,10 @@ async def run_embedded(
     await consumer.reclaim(0.0)
     pool = AgentPool(opts.personalities, s)
     secret = bus_secret()
-    state = RunState(ticks=opts.ticks)
     if s.scheme in REGIME_SCHEMES:
         from rawe_cli.core.regime import RegimeClassifier
 
         state.classifier = RegimeClassifier()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
     feed = opts.feed or SyntheticFeed(world_params(s), opts.ticks,
                                       None if opts.fast else opts.speed)
     wall_start = time.monotonic()
@@ -236,6 +243,8 @@ async def run_embedded(
     await store.save(col)
     final = snapshot(col, state, consumer, decisions=None)
     final["stats"]["stopped_by"] = state.stopped_by
+    if state.signal is not None:
+        final["stats"]["signal"] = state.signal
     if reconciliation is not None:
         final["reconciliation"] = reconciliation
     if hasattr(broker, "stats"):

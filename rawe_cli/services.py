@@ -6,8 +6,9 @@ publishes every bar and narrative event on the market stream, and its agents act
 `rawe agents --feed bus` follows the market stream too, instead of generating another world.
 
 Time: the agents' synthetic world starts at the wall clock and runs at `--speed` event
-seconds per wall second (1 by default), so event time is wall time. The consensus engine's
-`now` is the later of the wall clock and the newest bar it has seen.
+seconds per wall second (the command's default is 20, at most 6 hours ahead of the wall
+clock: cli/agents.py; 1 makes event time wall time). The consensus engine's `now` is the
+later of the wall clock and the newest bar it has seen.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from rawe_cli.errors import CodecError, Fenced
 from rawe_cli.feeds.base import Feed, Tick
 from rawe_cli.keys import Keys
 from rawe_cli.lease import Lease
-from rawe_cli.models import Bar
+from rawe_cli.models import Bar, Proposal
 from rawe_cli.runtime import (
     REGIME_SCHEMES,
     AgentPool,
@@ -83,6 +84,7 @@ class ConsensusService:
         self.state = RunState()
         self.started = time.monotonic()
         self.classifier: Any = None  # the regime scheme's classifier, fed by market bars
+        self._dead_seen: dict[str, int] = {}  # dead-letter reasons already reported
 
     def _time_left(self) -> bool:
         d = self.opts.duration
@@ -182,8 +184,10 @@ class ConsensusService:
                     col.check_exits(now)
                     col.poll_orders(now)
                     await consumer.expire(now)  # saves the state with the expired acks
+                    self._report_dead_letters(consumer)
                 if self.on_refresh is not None and mono - last_refresh >= 0.25:
                     last_refresh = mono
+                    self.state.proposals = consumer.stats.read  # the header's count
                     self.on_refresh(snapshot(col, self.state, consumer))
             except connection_errors() as exc:
                 await self._reconnect(client, exc, bus, lease, consumer, store)
@@ -263,6 +267,17 @@ class ConsensusService:
     def _log_decision(self, entry: LedgerEntry) -> None:
         self.say(entry.line())
 
+    def _report_dead_letters(self, consumer: ProposalConsumer) -> None:
+        """One line when proposals were dead-lettered since the last look, with why."""
+        seen = self._dead_seen
+        now = dict(consumer.stats.reasons)
+        new = {k: v - seen.get(k, 0) for k, v in now.items() if v > seen.get(k, 0)}
+        if new:
+            why = ", ".join(f"{n} {k}" for k, n in sorted(new.items()))
+            self.say(f"dead-lettered {sum(new.values())} proposal(s) ({why}); read them with "
+                     f"redis-cli XRANGE {self.keys.dead_letter} - +")
+        self._dead_seen = now
+
 
 # -- agents ------------------------------------------------------------------------------------
 
@@ -287,6 +302,8 @@ class AgentsService:
         self.stop = asyncio.Event()
         self.published = 0
         self.ticks = 0
+        self.pool: AgentPool | None = None  # for the heartbeat's signal count
+        self.now = 0.0  # event time of the last tick
 
     async def run(self) -> None:
         o = self.opts
@@ -299,7 +316,7 @@ class AgentsService:
 
         await register()
         self.say(f"registered {len(records)} agents: {', '.join(r.name for r in records)}")
-        pool = AgentPool(o.personalities, o.settings)
+        pool = self.pool = AgentPool(o.personalities, o.settings)
         secret = bus_secret()
         started = time.monotonic()
         was_down = False
@@ -329,14 +346,18 @@ class AgentsService:
                     was_down = False
                 self.published += len(proposals)
                 self.ticks += 1
+                self.now = tick.timestamp
                 for p in proposals:
-                    self.say(f"proposal {p.id} {p.agent} {p.asset} {p.direction.value} "
-                             f"size={p.size:.4f} ({p.signal_type})")
+                    self.proposed(p)
                 if o.ticks is not None and self.ticks >= o.ticks:
                     break
         finally:
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    def proposed(self, p: Proposal) -> None:
+        self.say(f"proposal {p.id} {p.agent} {p.asset} {p.direction.value} "
+                 f"size={p.size:.4f} ({p.signal_type})")
 
     async def _ticks(self, bus: Bus):  # -> AsyncIterator[Tick]
         o = self.opts

@@ -29,7 +29,7 @@ from typing import Any
 from rawe_cli.backtest import run_backtest
 from rawe_cli.config import SETTINGS_FIELDS, Personality, Settings
 from rawe_cli.durations import Duration, bars, format_seconds
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import RaweError, UsageError
 from rawe_cli.feeds.base import Tick
 from rawe_cli.levels import VOL, Level
 
@@ -250,7 +250,7 @@ def split_ticks(ticks: Sequence[Tick], train_fraction: float) -> Split:
 
 def check_fraction(train_fraction: float) -> None:
     if not (0.0 < train_fraction < 1.0) or math.isnan(train_fraction):
-        raise RaweError(f"--train-fraction must be between 0 and 1 (exclusive), "
+        raise UsageError(f"--train-fraction must be between 0 and 1 (exclusive), "
                         f"got {train_fraction:g}")
 
 
@@ -413,7 +413,7 @@ def tune(ticks: Sequence[Tick], base: Base, options: TuneOptions,
          on_final: Callable[[], None] | None = None) -> TuneResult:
     """Split, search on train, then the best and the untuned parameters on both parts."""
     if options.trials < 1:
-        raise RaweError("--trials must be at least 1")
+        raise UsageError("--trials must be at least 1")
     split = split_ticks(ticks, options.train_fraction)
     found = search(split.train, base, options, on_trial)
     jobs = [Job(TEST, "test", found.best_params), Job(TEST, "baseline test", None),
@@ -518,9 +518,9 @@ def check_out(out: Path) -> None:
     """Fail before any work if `out` cannot be written where it is asked."""
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
-        raise RaweError(f"--out {out}: directory {parent} does not exist")
+        raise UsageError(f"--out {out}: directory {parent} does not exist")
     if out.is_dir():
-        raise RaweError(f"--out {out}: is a directory")
+        raise UsageError(f"--out {out}: is a directory")
 
 
 def atomic_write(path: Path, text: str) -> None:

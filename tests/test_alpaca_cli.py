@@ -174,25 +174,28 @@ def test_embedded_run_with_a_market_that_follows_the_feed(fake: FakeAlpaca) -> N
 # -- guards: one line, exit 1, nothing sent -----------------------------------------------------
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    (("--broker", "alpaca"), {"APCA_API_KEY_ID": ""}, "Alpaca keys missing: set APCA_API_KEY_ID"),
-    (("--broker", "alpaca", "--live"), {}, "--live needs a confirmation"),
-    (("--broker", "alpaca", "--confirm-live"), {}, "--confirm-live goes only with --live"),
-    (("--broker", "paper", "--live"), {}, "--live needs --broker alpaca"),
+@pytest.mark.parametrize(("args", "env", "message", "exit_code"), [
+    (("--broker", "alpaca"), {"APCA_API_KEY_ID": ""}, "Alpaca keys missing: set APCA_API_KEY_ID",
+     1),
+    (("--broker", "alpaca", "--live"), {}, "--live needs a confirmation", 2),
+    (("--broker", "alpaca", "--confirm-live"), {}, "--confirm-live goes only with --live", 2),
+    (("--broker", "paper", "--live"), {}, "--live needs --broker alpaca", 2),
     (("--broker", "alpaca"), {"APCA_API_BASE_URL": "https://api.alpaca.markets"},
-     "points at Alpaca's live endpoint"),
-    (("--broker", "kraken"), {}, "unknown broker 'kraken'"),
-    (("--feed", "alpaca", "--fast"), {}, "--fast needs the synthetic feed"),
-    (("--broker", "alpaca"), {"APCA_API_SECRET_KEY": "wrong"}, "Alpaca rejected the API keys"),
+     "points at Alpaca's live endpoint", 1),
+    (("--broker", "kraken"), {}, "unknown broker 'kraken'", 2),
+    (("--feed", "alpaca", "--fast"), {}, "--fast needs the synthetic feed", 2),
+    (("--broker", "alpaca"), {"APCA_API_SECRET_KEY": "wrong"}, "Alpaca rejected the API keys",
+     1),
 ])
 def test_guards_are_one_line_errors(fake: FakeAlpaca, capsys: pytest.CaptureFixture[str],
                                     monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...],
-                                    env: dict[str, str], message: str) -> None:
+                                    env: dict[str, str], message: str, exit_code: int) -> None:
+    """Usage mistakes (flags) exit 2; what the environment or Alpaca refuses exits 1."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr("sys.stdin.isatty", lambda: False, raising=False)
     code, out, err = rawe(capsys, monkeypatch, "run", "--ticks", "3", "--json", *args)
-    assert code == 1
+    assert code == exit_code
     assert err.count("\n") == 1 and err.startswith("rawe: error: ") and message in err
     assert out == "" and fake.order_posts() == []
 

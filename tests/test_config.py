@@ -118,21 +118,23 @@ def test_default_settings_are_in_bars_with_a_relative_threshold():
 
 
 @pytest.mark.parametrize(
-    ("args", "needle"),
+    ("args", "needle", "code"),
     [
         (["run", "--ticks", "5", "--fast", "--json", "--personalities", "MISSING.yaml"],
-         "MISSING.yaml: no such file"),
-        (["run", "--ticks", "5", "--fast", "--json", "--scheme", "oracle"], "field 'scheme'"),
-        (["run", "--ticks", "0", "--fast", "--json"], "--ticks must be at least 1"),
+         "MISSING.yaml: no such file", 1),
+        (["run", "--ticks", "5", "--fast", "--json", "--scheme", "oracle"],
+         "--scheme: must be one of", 2),
+        (["run", "--ticks", "0", "--fast", "--json"], "--ticks must be at least 1", 2),
         (["run", "--ticks", "5", "--fast", "--json", "--redis-url", "redis://127.0.0.1:1/0"],
-         "cannot reach Redis at redis://127.0.0.1:1/0"),
-        (["personalities", "--personalities", "BAD"], "BAD: no such file"),
+         "cannot reach Redis at redis://127.0.0.1:1/0", 1),
+        (["personalities", "--personalities", "BAD"], "BAD: no such file", 1),
     ],
 )
-def test_cli_user_errors_are_one_line_without_traceback(args, needle, tmp_path):
+def test_cli_user_errors_are_one_line_without_traceback(args, needle, code, tmp_path):
+    """A bad flag is a usage error (exit 2); a file or a server that fails, exit 1."""
     proc = subprocess.run(rawe_cmd(*args), capture_output=True, text=True, cwd=tmp_path,
                           timeout=60)
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == code, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("rawe: error: ")

@@ -89,6 +89,6 @@ def test_a_bad_duration_on_the_command_line_is_one_line(tmp_path) -> None:
                          (["backtest", "--bar-size", "3b", "--ticks", "5", "--json"],
                           "not bars")):
         r = subprocess.run(rawe_cmd(*args), capture_output=True, text=True, timeout=60)
-        assert r.returncode == 1 and r.stdout == ""
+        assert r.returncode == 2 and r.stdout == ""  # a bad flag: a usage error
         lines = r.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("rawe: error:") and needle in lines[0]

@@ -197,20 +197,22 @@ def test_table_without_json(tmp_path: Path) -> None:
 OUT = ["--out", "{tmp}/t.yaml"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([*WORLD, *OUT, "--train-fraction", "1.0"], "--train-fraction must be between 0 and 1"),
-    ([*WORLD, *OUT, "--train-fraction", "0"], "--train-fraction must be between 0 and 1"),
-    ([*WORLD, *OUT, "--trials", "0"], "--trials must be at least 1"),
-    (["--data", "{tmp}/missing", *OUT], "not a directory"),
-    ([*OUT], "give --data DIR"),
-    (["--scenario", "momentum", "--ticks", "60", *OUT], "too few ticks for a split"),
-    ([*WORLD, "--out", "{tmp}/nope/t.yaml"], "directory {tmp}/nope does not exist"),
+@pytest.mark.parametrize(("args", "message", "code"), [
+    ([*WORLD, *OUT, "--train-fraction", "1.0"], "--train-fraction must be between 0 and 1", 2),
+    ([*WORLD, *OUT, "--train-fraction", "0"], "--train-fraction must be between 0 and 1", 2),
+    ([*WORLD, *OUT, "--trials", "0"], "--trials must be at least 1", 2),
+    (["--data", "{tmp}/missing", *OUT], "not a directory", 1),
+    ([*OUT], "give --data DIR", 2),
+    (["--scenario", "momentum", "--ticks", "60", *OUT], "too few ticks for a split", 1),
+    ([*WORLD, "--out", "{tmp}/nope/t.yaml"], "directory {tmp}/nope does not exist", 2),
 ])
-def test_bad_input_is_one_line_exit_1(tmp_path: Path, args: list[str], message: str) -> None:
+def test_bad_input_is_one_line_with_its_exit_code(tmp_path: Path, args: list[str], message: str,
+                                                  code: int) -> None:
+    """Bad flags exit 2 (usage); data that cannot do what was asked exits 1."""
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     proc = subprocess.run([sys.executable, "-m", "rawe_cli", "tune", *args, "--json"],
                           capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 1
+    assert proc.returncode == code
     assert proc.stdout == ""
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("rawe: error: ")

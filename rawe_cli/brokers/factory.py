@@ -13,7 +13,7 @@ from typing import Any
 
 from rawe_cli.brokers.base import Broker
 from rawe_cli.config import Settings
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import RaweError, UsageError
 
 BROKERS = ("paper", "alpaca")
 CONFIRM_WORD = "LIVE"
@@ -22,7 +22,7 @@ CONFIRM_WORD = "LIVE"
 def ask_terminal(prompt: str) -> bool:
     """Ask on the terminal; refuse when there is none (a script must say --confirm-live)."""
     if not sys.stdin.isatty():
-        raise RaweError("--live needs a confirmation: run it in a terminal, or add "
+        raise UsageError("--live needs a confirmation: run it in a terminal, or add "
                         "--confirm-live in scripts")
     print(prompt, end="", file=sys.stderr, flush=True)
     try:
@@ -46,12 +46,12 @@ def make_broker(
     keys, an account that cannot trade, or live trading not confirmed."""
     name = (name or "").strip().lower()
     if name not in BROKERS:
-        raise RaweError(f"unknown broker {name!r} (choose {' or '.join(BROKERS)})")
+        raise UsageError(f"unknown broker {name!r} (choose {' or '.join(BROKERS)})")
     if confirm_live and not live:
-        raise RaweError("--confirm-live goes only with --live")
+        raise UsageError("--confirm-live goes only with --live")
     if name == "paper":
         if live:
-            raise RaweError("--live needs --broker alpaca (the paper broker never trades)")
+            raise UsageError("--live needs --broker alpaca (the paper broker never trades)")
         from rawe_cli.brokers.paper import PaperBroker
 
         return PaperBroker(fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps)

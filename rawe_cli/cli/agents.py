@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +17,23 @@ from rawe_cli.cli.options import (
     SeedOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
+
+if TYPE_CHECKING:
+    from rawe_cli.cli.jsonlines import JsonLines
+    from rawe_cli.config import Settings
+    from rawe_cli.feeds.synthetic import SyntheticFeed
+    from rawe_cli.lines import Lines
+    from rawe_cli.models import Proposal
+    from rawe_cli.services import AgentsService
+
+# The synthetic world's pace: 20 event seconds per wall second (a 5 s bar every 0.25 s), so
+# that the README's quick start shows a proposal within seconds and a decision within a
+# minute. --speed 1 makes event time wall time.
+DEFAULT_SPEED = 20.0
+# ... for at most 6 hours of event time ahead of the wall clock (about 19 minutes at 20x),
+# then at the wall clock's pace.
+MAX_LEAD = 6 * 3600.0
 
 
 def agents(
@@ -33,53 +49,144 @@ def agents(
                                       "published on the market stream); bus: follow the market "
                                       "stream another process owns.")] = "synthetic",
     speed: Annotated[float, typer.Option("--speed", help="Synthetic feed: event seconds per "
-                                         "wall second.")] = 1.0,
+                                         "wall second (20: a 5 s bar every 0.25 s, a first "
+                                         "proposal within seconds; 1: event time is wall "
+                                         "time).")] = DEFAULT_SPEED,
     ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks.",
                                               show_default=False)] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS.",
                                                    show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No line per proposal.")] = False,
+    heartbeat: Annotated[float, typer.Option(
+        "--heartbeat", help="Seconds between two heartbeat lines (ticks, signals, proposals); "
+        "0: none.", min=0)] = 5.0,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout: one object "
+                                           "per proposal, heartbeat and log line, and a "
+                                           "summary when it stops.")] = False,
 ) -> None:
     """Run N agents: read the market, publish proposals on the bus (they never trade)."""
     import asyncio
     import signal
 
-    from rich.console import Console
-
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.cli import context
+    from rawe_cli.cli.options import agents_from
     from rawe_cli.services import AgentsOptions, AgentsService
 
     if feed not in ("synthetic", "alpaca", "bus"):
-        raise RaweError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
+        raise UsageError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
     if speed <= 0:
-        raise RaweError("--speed must be > 0")
+        raise UsageError("--speed must be > 0")
     settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
-    console = Console()
+    chosen = agents_from(personalities, agents, settings.seed)
+    if json_out:
+        from rawe_cli.cli.jsonlines import JsonLines
 
-    def say(line: str) -> None:
-        if quiet and line.startswith("proposal "):
-            return
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        say = JsonLines()
+    else:
+        say = context.lines()
 
+    from rawe_cli.bus import _safe_url
+
+    say(f"settings: {settings}", 10)  # debug (-v)
+    say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, feed {feed}, speed "
+        f"{speed:g}", 10)
     source = None
     if feed == "alpaca":
         from rawe_cli.feeds.factory import make_feed
 
         source = make_feed("alpaca", settings, ticks=ticks)
+    elif feed == "synthetic":
+        source = quick_world(settings, ticks, speed)
     opts = AgentsOptions(settings=settings, personalities=chosen, redis_url=redis_url,
                          feed=source, follow_bus=feed == "bus", speed=speed, ticks=ticks,
                          duration=duration)
 
-    async def main() -> None:
-        service = AgentsService(opts, say)
+    class Agents(AgentsService):
+        def proposed(self, p: Proposal) -> None:
+            if json_out:
+                say.event("proposal", **proposal_fields(p))
+            elif not quiet:
+                super().proposed(p)
+
+    async def main() -> Agents:
+        service = Agents(opts, say)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop.set)
-        await service.run()
-        say(f"agents stopped after {service.ticks} ticks, {service.published} proposals")
+            loop.add_signal_handler(sig, _stop, service, sig)
+        beat = asyncio.create_task(_heartbeats(service, say, heartbeat, json_out))
+        try:
+            await service.run()
+        finally:
+            beat.cancel()
+        return service
 
-    asyncio.run(main())
+    service = asyncio.run(main())
+    counts = _counts(service)
+    if json_out:
+        say.event("stopped", **counts)
+    else:
+        say(f"agents stopped after {counts['ticks']:,} ticks, {counts['signals']:,} signals, "
+            f"{counts['proposals']:,} proposals")
+
+
+def quick_world(settings: Settings, ticks: int | None, speed: float) -> SyntheticFeed:
+    """The synthetic world from the wall clock on, at `speed`, never more than MAX_LEAD ahead
+    of the wall clock (then at its pace): a restarted engine must accept its bars (a market
+    message a day ahead of the reader's clock is refused)."""
+    import time
+
+    from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
+
+    params = WorldParams(symbols=settings.symbols, seed=settings.seed,
+                         tick_seconds=settings.tick_seconds, start=float(int(time.time())))
+    return SyntheticFeed(params, ticks, speed, max_lead=MAX_LEAD)
+
+
+def proposal_fields(p: Proposal) -> dict[str, Any]:
+    import dataclasses
+
+    doc = dataclasses.asdict(p)
+    doc["direction"] = p.direction.value
+    return doc
+
+
+def _counts(service: AgentsService) -> dict[str, float]:
+    signals = service.pool.signals if service.pool is not None else 0
+    return {"ticks": service.ticks, "signals": signals, "proposals": service.published,
+            "event_time": service.now}
+
+
+async def _heartbeats(service: AgentsService, say: Lines | JsonLines, every: float,
+                      json_out: bool) -> None:
+    """A line every `every` seconds, so that a quiet world still shows it is alive."""
+    import asyncio
+
+    from rawe_cli.cli.context import G
+    from rawe_cli.lines import clock_stamp
+
+    if every <= 0:
+        return
+    last = _counts(service)
+    while True:
+        await asyncio.sleep(every)
+        now = _counts(service)
+        if json_out:
+            say.event("heartbeat", **now)
+        else:
+            when = clock_stamp(now["event_time"], G.tz) if now["event_time"] else "-"
+            say(f"heartbeat: {now['ticks']:,} ticks (event time {when}), "
+                f"{now['signals']:,} signals, {now['proposals']:,} proposals; last "
+                f"{every:g} s: +{now['ticks'] - last['ticks']:,} ticks, "
+                f"+{now['signals'] - last['signals']:,} signals, "
+                f"+{now['proposals'] - last['proposals']:,} proposals")
+        last = now
+
+
+def _stop(service: AgentsService, signum: int) -> None:
+    from rawe_cli.cli import context
+
+    context.stopped_by(signum)
+    service.stop.set()
 
 
 def register(app: typer.Typer) -> None:

@@ -20,7 +20,7 @@ from rawe_cli.cli.options import (
     WindowOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 DEFAULT_TICKS = 5000
 
@@ -49,8 +49,9 @@ def backtest(
         "total return first.")] = False,
     json_out: JsonOpt = False,
     plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Save the equity curve and agents' weights to FILE.png (needs "
-        "matplotlib).", show_default=False, metavar="FILE.png")] = None,
+        "--plot", help="Save the equity curve and agents' weights to FILE; the extension "
+        "picks the format (.png, .svg, .pdf, .jpg; needs matplotlib).", show_default=False,
+        metavar="FILE")] = None,
 ) -> None:
     """Replay history through the same core as `rawe run`, in event time, and report."""
     import json
@@ -59,21 +60,23 @@ def backtest(
 
     from rawe_cli import backtest as bt
     from rawe_cli import backtest_views as bv
-    from rawe_cli.config import SCHEMES, load_personalities, pick_agents
+    from rawe_cli.cli.options import agents_from
+    from rawe_cli.config import SCHEMES
     from rawe_cli.durations import format_seconds
 
     if data is not None and scenario is not None:
-        raise RaweError("use --data DIR or --scenario NAME, not both")
+        raise UsageError("use --data DIR or --scenario NAME, not both")
     if ticks is not None and ticks < 1:
-        raise RaweError("--ticks must be at least 1")
+        raise UsageError("--ticks must be at least 1")
+    plot_format = None
     if plot is not None:
         from rawe_cli.plot import check_plot_target
 
-        check_plot_target(plot)
+        plot_format = check_plot_target(plot)
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
                              tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    chosen = agents_from(personalities, agents, settings.seed)
 
     source: dict[str, Any]
     if data is not None:
@@ -86,6 +89,11 @@ def backtest(
         source = {"data": str(data), "bars": loaded.bars, "events": loaded.events,
                   "symbols": list(loaded.symbols), "ticks": total, "bar_seconds": bar_seconds,
                   "events_after_last_bar": loaded.dropped_events}
+        notes = loaded.notes()
+        if notes:
+            source["notes"] = notes
+            for note in notes:
+                typer.echo(f"rawe: note: {note}", err=True)
         label = (f"data {data} ({len(loaded.symbols)} symbols, {total:,} bars of "
                  f"{format_seconds(bar_seconds)})")
 
@@ -161,7 +169,7 @@ def backtest(
 
         learned = [r for r in results if r.scheme in ("hedge", "regime", "meta")]
         weights_run = learned[0] if (compare and learned) else results[0]
-        save_plot(plot, results, weights_run)
+        save_plot(plot, results, weights_run, plot_format)
 
     if json_out:
         if compare:

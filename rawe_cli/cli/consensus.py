@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +24,10 @@ from rawe_cli.cli.options import (
     settings_from,
 )
 
+if TYPE_CHECKING:
+    from rawe_cli.collective import LedgerEntry
+    from rawe_cli.services import ConsensusService
+
 
 def consensus(
     redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
@@ -42,6 +47,9 @@ def consensus(
     live: LiveOpt = False,
     confirm_live: ConfirmLiveOpt = False,
     no_dashboard: NoDashboardOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout: one object "
+                                           "per decision and per log line, and a summary "
+                                           "when it stops (no live view).")] = False,
 ) -> None:
     """Run the consensus engine: read proposals, decide, trade, learn (one active, others
     stand by)."""
@@ -51,45 +59,92 @@ def consensus(
 
     from rich.console import Console
 
-    from rawe_cli import views
     from rawe_cli.brokers.factory import make_broker
+    from rawe_cli.cli import context
     from rawe_cli.services import ConsensusOptions, ConsensusService
 
     settings = settings_from(config, scheme=scheme, threshold=threshold,
                              threshold_share=threshold_share, window=window, tick_seconds=bar_size,
                              namespace=namespace)
     console = Console()
-    err = Console(stderr=True)
-    dashboard = not no_dashboard and sys.stdout.isatty()
+    dashboard = not (no_dashboard or json_out) and sys.stdout.isatty()
+    if json_out:
+        from rawe_cli.cli.jsonlines import JsonLines
 
-    def say(line: str) -> None:
-        if not dashboard:
-            # One plain line per event (a decision is one): Rich's print costs ~50 us per
-            # line, a third of the engine's time at full load (benchmarks/e2e_bench.py).
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-            return
-        err.print(line, markup=False, highlight=False, soft_wrap=True)
+        say = JsonLines()
+    else:
+        # One plain line per event (a decision is one), written straight to stdout: Rich's
+        # print costs ~50 us per line, a third of the engine's time at full load
+        # (benchmarks/e2e_bench.py).
+        say = context.lines(console=not dashboard)
+    from rawe_cli.bus import _safe_url
 
+    say(f"settings: {settings}", 10)  # debug (-v)
+    say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, lease {lease_ms} ms",
+        10)
     executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = ConsensusOptions(settings=settings, redis_url=redis_url, lease_ms=lease_ms,
                             duration=duration, broker=executor)
+    service_type = ConsensusService
+    if json_out:
+        class JsonConsensus(ConsensusService):
+            def _log_decision(self, entry: LedgerEntry) -> None:
+                say.event("decision", **entry.to_dict())
 
-    async def main(on_refresh=None) -> None:  # type: ignore[no-untyped-def]
-        service = ConsensusService(opts, say, on_refresh)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, service.stop.set)
-        await service.run()
+        service_type = JsonConsensus
+
+    def main(on_refresh: Callable[[dict[str, Any]], None] | None = None
+             ) -> ConsensusService:
+        service = service_type(opts, say, on_refresh)
+
+        async def go() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, _stop, service, sig)
+            await service.run()
+
+        asyncio.run(go())
+        return service
 
     if dashboard:
-        from rich.live import Live
+        from rawe_cli.cli.live import live_dashboard
 
-        with Live(console=console, refresh_per_second=4) as live:
-            asyncio.run(main(lambda snap: live.update(views.dashboard(snap))))
+        with live_dashboard(console, title="RAWE consensus") as view:
+            say.also = view.note
+
+            def refresh(snap: dict[str, Any]) -> None:
+                snap["stats"]["signals"] = None  # the agents see the signals, not the engine
+                view.refresh(snap)
+
+            service = main(refresh)
     else:
-        asyncio.run(main())
-    say("consensus stopped; state saved")
+        service = main()
+    saved = service.col is not None
+    what = "state saved" if saved else "standing by, held nothing: nothing to save"
+    if json_out:
+        from rawe_cli.runtime import snapshot
+
+        doc = snapshot(service.col, service.state, None, decisions=0) if saved else {}
+        say.event("stopped", active=saved, saved=saved, stats=doc.get("stats"),
+                  portfolio=doc.get("portfolio"))
+    elif dashboard:  # the live view is gone: what it showed, in short, and how it ended
+        if saved:
+            from rawe_cli.dashboard import summary
+            from rawe_cli.runtime import snapshot
+
+            snap = snapshot(service.col, service.state, None, decisions=None)
+            snap["stats"]["signals"] = None
+            console.print(summary(snap, console.width, context.G.tz))
+        console.print(f"consensus stopped; {what}", highlight=False)
+    else:
+        say(f"consensus stopped; {what}")
+
+
+def _stop(service: ConsensusService, signum: int) -> None:
+    from rawe_cli.cli import context
+
+    context.stopped_by(signum)
+    service.stop.set()
 
 
 def register(app: typer.Typer) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from rawe_cli.cli.options import ConfigOpt, RedisUrlOpt
+from rawe_cli.cli.options import ConfigOpt, JsonOpt, RedisUrlOpt
 
 
 def doctor(
@@ -16,6 +16,7 @@ def doctor(
     config: ConfigOpt = None,
     live: Annotated[bool, typer.Option("--live", help="Check the live account's endpoint "
                                        "instead of paper (reads only).")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
     """Check that Redis and Alpaca (keys, account, clock, market data, news) answer.
 
@@ -30,15 +31,26 @@ def doctor(
 
     settings = settings_from(config)
     checks: list[Check] = []
-    if no_redis:
-        checks.append(Check("redis", SKIP, "--no-redis"))
-    else:
-        checks.append(asyncio.run(check_redis(redis_url or DEFAULT_URL)))
-    typer.echo(checks[-1].line())
-    for check in check_alpaca(settings.symbols, live=live):
+
+    def report(check: Check) -> None:
         checks.append(check)
-        typer.echo(check.line())
-    if any(c.failed for c in checks):
+        if not json_out:
+            typer.echo(check.line())
+
+    if no_redis:
+        report(Check("redis", SKIP, "--no-redis"))
+    else:
+        report(asyncio.run(check_redis(redis_url or DEFAULT_URL)))
+    for check in check_alpaca(settings.symbols, live=live):
+        report(check)
+    failed = any(c.failed for c in checks)
+    if json_out:
+        import dataclasses
+        import json
+
+        typer.echo(json.dumps({"ok": not failed, "checks": [
+            {**dataclasses.asdict(c), "failed": c.failed} for c in checks]}, indent=2))
+    if failed:
         raise typer.Exit(1)
 
 

@@ -15,7 +15,7 @@ from rawe_cli.cli.options import (
     RedisUrlOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
 def inject_signal(
@@ -43,15 +43,15 @@ def inject_signal(
     from rawe_cli.ops import inject
 
     if direction not in ("long", "short"):
-        raise RaweError(f"--direction must be long or short, got {direction!r}")
+        raise UsageError(f"--direction must be long or short, got {direction!r}")
     if not (math.isfinite(size) and 0 < size <= 1):
-        raise RaweError(f"--size must be in (0, 1], got {size}")
+        raise UsageError(f"--size must be in (0, 1], got {size}")
     if not math.isfinite(expected_profit):
-        raise RaweError("--expected-profit must be finite")
+        raise UsageError("--expected-profit must be finite")
     if not 1 <= count <= 10_000:
-        raise RaweError("--count must be between 1 and 10000")
+        raise UsageError("--count must be between 1 and 10000")
     if not asset.strip():
-        raise RaweError("--asset must not be empty")
+        raise UsageError("--asset must not be empty")
     settings = settings_from(config, namespace=namespace)
     ids = asyncio.run(inject(redis_url, Keys(settings.namespace), asset=asset.strip(),
                              direction=Direction(direction), agent=agent, size=size,

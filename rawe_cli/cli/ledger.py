@@ -16,36 +16,87 @@ from rawe_cli.cli.options import (
     WatchOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
-def _show(fetch: Callable[[], Any], render: Callable[[Any], Any], json_out: bool,
+def _show(fetch: Callable[[], Any], render: Callable[[Any, int], Any], json_out: bool,
           watch: bool, empty: str) -> None:
     import asyncio
     import json
-    import time
 
     from rich.console import Console
 
     if json_out:
         if watch:
-            raise RaweError("--watch and --json do not go together")
+            raise UsageError("--watch and --json do not go together")
         typer.echo(json.dumps(asyncio.run(fetch()), indent=2))
         return
     console = Console()
     if not watch:
         rows = asyncio.run(fetch())
-        console.print(render(rows) if rows else f"nothing yet ({empty})")
+        console.print(render(rows, console.width) if rows else f"nothing yet ({empty})")
         return
-    from rich.live import Live
+    try:
+        asyncio.run(_watch(fetch, render, empty, console))
+    except KeyboardInterrupt:
+        import signal
 
-    with Live(console=console, refresh_per_second=2) as live:
-        try:
-            while True:
-                live.update(render(asyncio.run(fetch())))
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            pass
+        from rawe_cli.cli import context
+
+        context.stopped_by(signal.SIGINT)
+
+
+async def _watch(fetch: Callable[[], Any], render: Callable[[Any, int], Any], empty: str,
+                 console: Any) -> None:
+    """Refresh every second until Ctrl-C. Redis going away is not the end: the view says so
+    and tries again with backoff (1 s doubling to 5 s), and carries on when it is back."""
+    import asyncio
+    import sys
+    import time
+
+    from rich.console import Group
+    from rich.live import Live
+    from rich.text import Text
+
+    from rawe_cli.bus import connection_errors
+    from rawe_cli.cli import context
+    from rawe_cli.errors import BusUnavailable
+    from rawe_cli.lines import clock_stamp
+
+    rows = await fetch()  # a wrong URL or a Redis that is not there: one line, exit 1
+    down_since: float | None = None
+    problem = ""
+    delay = 1.0
+
+    def view() -> Any:
+        body = render(rows, console.width) if rows else Text(f"nothing yet ({empty})")
+        if down_since is None:
+            foot = Text(f"updated {clock_stamp(time.time(), context.G.tz)}, every 1 s; "
+                        "Ctrl-C to stop", style="dim")
+        else:
+            foot = Text(f"Redis unreachable since {clock_stamp(down_since, context.G.tz)} "
+                        f"({problem}); retrying every {delay:g} s, showing the last data",
+                        style="bold red")
+        return Group(body, foot)
+
+    with Live(view(), console=console, refresh_per_second=2) as live:
+        say = context.lines(stream=sys.stderr)  # Live's stderr: lines go above the view
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                rows = await fetch()
+            except (BusUnavailable, *connection_errors()) as exc:
+                if down_since is None:
+                    down_since = time.time()
+                    say(f"Redis unreachable ({exc.__class__.__name__}); reconnecting with "
+                        "backoff")
+                problem = exc.__class__.__name__
+                delay = min(5.0, delay * 2)
+            else:
+                if down_since is not None:
+                    say(f"Redis reachable again after {time.time() - down_since:.1f} s")
+                down_since, delay = None, 1.0
+            live.update(view())
 
 
 def weights(
@@ -57,11 +108,13 @@ def weights(
 ) -> None:
     """Every agent's weight, wins, losses, win rate, realized P&L and last update."""
     from rawe_cli import views
+    from rawe_cli.cli.context import G
     from rawe_cli.keys import Keys
     from rawe_cli.ops import read_agents
 
     keys = Keys(settings_from(config, namespace=namespace).namespace)
-    _show(lambda: read_agents(redis_url, keys), views.agents_table, json_out, watch,
+    _show(lambda: read_agents(redis_url, keys),
+          lambda rows, width: views.agents_table(rows, width=width, tz=G.tz), json_out, watch,
           f"no agents registered under namespace {keys.namespace!r}")
 
 
@@ -76,12 +129,14 @@ def decisions(
 ) -> None:
     """The ledger of collective decisions, newest first."""
     from rawe_cli import views
+    from rawe_cli.cli.context import G
     from rawe_cli.keys import Keys
     from rawe_cli.ops import read_decisions
 
     keys = Keys(settings_from(config, namespace=namespace).namespace)
     _show(lambda: read_decisions(redis_url, keys, limit),
-          lambda rows: views.decisions_table(rows, newest_first=False), json_out, watch,
+          lambda rows, width: views.decisions_table(rows, newest_first=False, width=width,
+                                                    tz=G.tz), json_out, watch,
           f"no decisions under namespace {keys.namespace!r}")
 
 

@@ -67,9 +67,55 @@ NoDashboardOpt = Annotated[
 
 
 def settings_from(config: Path | None, **overrides: object):  # -> Settings
+    """The settings file (checked to be UTF-8 text first), then the flags over it; a bad
+    flag value is a usage error (exit 2)."""
     from rawe_cli.config import load_settings
+    from rawe_cli.errors import ConfigError, UsageError
+    from rawe_cli.textfile import check_utf8
 
-    return load_settings(config).with_overrides(**overrides)
+    if config is not None:
+        check_utf8(config, ConfigError)
+    settings = load_settings(config)
+    try:
+        return settings.with_overrides(**overrides)
+    except ConfigError as exc:
+        raise UsageError(flag_message(str(exc))) from None
+
+
+FLAG_OF_FIELD = {"tick_seconds": "--bar-size"}
+
+
+def flag_message(message: str) -> str:
+    """"option: field 'scheme': must be ..." -> "--scheme: must be ..." (the flag's name)."""
+    import re
+
+    def flag(m: re.Match[str]) -> str:
+        name = m.group(1)
+        return FLAG_OF_FIELD.get(name, "--" + name.replace("_", "-"))
+
+    return re.sub(r"^option: field '([a-z_]+)'", flag, message)
+
+
+def personalities_from(path: Path | None):  # -> list[Personality]
+    from rawe_cli.config import load_personalities
+    from rawe_cli.errors import ConfigError
+    from rawe_cli.textfile import check_utf8
+
+    if path is not None:
+        check_utf8(path, ConfigError)
+    return load_personalities(path)
+
+
+def agents_from(path: Path | None, count: int, seed: int):  # -> list[Personality]
+    """`count` agents from the personalities file; a bad count is a usage error."""
+    from rawe_cli.config import pick_agents
+    from rawe_cli.errors import ConfigError, UsageError
+
+    personalities = personalities_from(path)
+    try:
+        return pick_agents(personalities, count, seed)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # -- where orders go and where prices come from (see brokers/factory.py, feeds/factory.py) --

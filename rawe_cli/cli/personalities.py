@@ -15,9 +15,9 @@ def personalities(file: PersonalitiesOpt = None, json_out: JsonOpt = False) -> N
     from rich.console import Console
     from rich.table import Table
 
-    from rawe_cli.config import load_personalities
+    from rawe_cli.cli.options import personalities_from
 
-    items = load_personalities(file)
+    items = personalities_from(file)
     if json_out:
         typer.echo(json.dumps([dataclasses.asdict(p) for p in items], indent=2))
         return

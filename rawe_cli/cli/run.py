@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,6 +15,7 @@ from rawe_cli.cli.options import (
     FeedOpt,
     JsonOpt,
     LiveOpt,
+    NamespaceOpt,
     NoDashboardOpt,
     PersonalitiesOpt,
     SchemeOpt,
@@ -24,7 +25,7 @@ from rawe_cli.cli.options import (
     WindowOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 
 def run(
@@ -48,6 +49,7 @@ def run(
     redis_url: Annotated[str | None, typer.Option(
         "--redis-url", help="Use a real Redis instead of the embedded one (state carries on "
         "from what it holds).", show_default=False)] = None,
+    namespace: NamespaceOpt = None,
     no_dashboard: NoDashboardOpt = False,
     json_out: JsonOpt = False,
     broker: BrokerOpt = "paper",
@@ -64,26 +66,31 @@ def run(
     import json
     import sys
 
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.bus import _safe_url as safe_url
+    from rawe_cli.cli import context
+    from rawe_cli.cli.options import agents_from
     from rawe_cli.durations import format_seconds
     from rawe_cli.runtime import RunOptions, run_embedded
 
     if ticks is not None and ticks < 1:
-        raise RaweError("--ticks must be at least 1")
+        raise UsageError("--ticks must be at least 1")
     if duration is not None and duration <= 0:
-        raise RaweError("--duration must be > 0")
+        raise UsageError("--duration must be > 0")
     if speed <= 0:
-        raise RaweError("--speed must be > 0")
+        raise UsageError("--speed must be > 0")
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
-                             tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+                             tick_seconds=bar_size, namespace=namespace)
+    chosen = agents_from(personalities, agents, settings.seed)
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.feeds.factory import make_feed
 
+    dashboard = not (json_out or no_dashboard) and sys.stdout.isatty()
+    notes: list[str] = []  # lines said before the live view starts
+    say = context.lines(console=not dashboard, stream=sys.stderr if json_out else None,
+                        also=(lambda line: notes.append(line)) if dashboard else None)
     source = make_feed(feed, settings, ticks=ticks, fast=fast, speed=speed)
-    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live,
-                           log=lambda line: typer.echo(line, err=True))
+    executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = RunOptions(settings=settings, personalities=chosen, ticks=ticks, duration=duration,
                       fast=fast, speed=speed, redis_url=redis_url, broker=executor,
                       feed=source)
@@ -91,36 +98,49 @@ def run(
     if json_out:
         result = asyncio.run(run_embedded(opts))
         typer.echo(json.dumps(result, indent=2, sort_keys=True))
+        _stopped(result)
         return
 
     from rich.console import Console
 
-    from rawe_cli import views
+    from rawe_cli.dashboard import summary
 
     console = Console()
-    if no_dashboard or not sys.stdout.isatty():
-        def log(line: str) -> None:
-            console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-        log(f"bar size {format_seconds(settings.bar_seconds)}, window "
+    say.debug(f"settings: {settings}")
+    say.debug(f"bus: {safe_url(redis_url) if redis_url else 'embedded (fakeredis)'}, "
+              f"broker {broker}, feed {feed}")
+    if not dashboard:
+        say(f"bar size {format_seconds(settings.bar_seconds)}, window "
             f"{settings.window} ({format_seconds(settings.window.seconds(settings.bar_seconds))})"
             f", scheme {settings.scheme}")
-
-        result = asyncio.run(run_embedded(opts, log=log))
+        result = asyncio.run(run_embedded(opts, log=say))
     else:
-        from rich.live import Live
+        from rawe_cli.cli.live import live_dashboard
 
-        with Live(console=console, refresh_per_second=4, screen=False,
-                  vertical_overflow="crop") as live:
-            def refresh(snap: dict) -> None:
-                snap["ticks_total"] = ticks
-                live.update(views.dashboard(snap))
-
-            result = asyncio.run(run_embedded(opts, on_refresh=refresh))
-    console.print(views.summary(result))
+        with live_dashboard(console, ticks_total=ticks) as view:
+            for line in notes:
+                view.note(line)
+            say.also = view.note
+            result = asyncio.run(run_embedded(opts, on_refresh=view.refresh, log=say))
+    console.print(summary(result, console.width, context.G.tz,
+                          more_hint="; `rawe run --json` lists every agent"))
     stopped = result["stats"].get("stopped_by")
     if stopped == "signal":
-        console.print("stopped by Ctrl-C; state saved.", style="dim")
+        import signal
+
+        by = "Ctrl-C" if result["stats"].get("signal") == signal.SIGINT else "SIGTERM"
+        where = (f"; state saved in Redis ({safe_url(redis_url)})" if redis_url is not None
+                 else " (the embedded store lives in memory: nothing was saved)")
+        console.print(f"stopped by {by}{where}", style="dim", highlight=False)
+    _stopped(result)
+
+
+def _stopped(result: dict[str, Any]) -> None:
+    from rawe_cli.cli import context
+
+    sig = result["stats"].get("signal")
+    if sig is not None:
+        context.stopped_by(int(sig))
 
 
 def register(app: typer.Typer) -> None:

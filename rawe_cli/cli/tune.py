@@ -16,7 +16,7 @@ from rawe_cli.cli.options import (
     SchemeOpt,
     settings_from,
 )
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 
 DEFAULT_TICKS = 5000
 METRIC_ROWS: tuple[tuple[str, str], ...] = (
@@ -37,21 +37,21 @@ def _check_options(data: Path | None, scenario: str | None, bar_size: str | None
     from rawe_cli import tune as tn
 
     if data is not None and scenario is not None:
-        raise RaweError("use --data DIR or --scenario NAME, not both")
+        raise UsageError("use --data DIR or --scenario NAME, not both")
     if data is None and scenario is None:
-        raise RaweError("give --data DIR (recorded history) or --scenario NAME (a synthetic "
+        raise UsageError("give --data DIR (recorded history) or --scenario NAME (a synthetic "
                         "world)")
     if data is not None and bar_size is not None:
-        raise RaweError("--bar-size is for a synthetic world; replay data has its own bar size")
+        raise UsageError("--bar-size is for a synthetic world; replay data has its own bar size")
     tn.check_fraction(train_fraction)
     if trials < 1:
-        raise RaweError("--trials must be at least 1")
+        raise UsageError("--trials must be at least 1")
     if ticks is not None and ticks < 1:
-        raise RaweError("--ticks must be at least 1")
+        raise UsageError("--ticks must be at least 1")
     if workers is not None and workers < 1:
-        raise RaweError("--workers must be at least 1")
+        raise UsageError("--workers must be at least 1")
     if min_trades < 0:
-        raise RaweError("--min-trades must be at least 0")
+        raise UsageError("--min-trades must be at least 0")
     tn.check_out(out)
 
 
@@ -154,12 +154,12 @@ def tune(
     from rich.console import Console
 
     from rawe_cli import tune as tn
-    from rawe_cli.config import load_personalities, pick_agents
+    from rawe_cli.cli.options import agents_from
 
     _check_options(data, scenario, bar_size, ticks, train_fraction, trials, workers,
                    min_trades, out)
     settings = settings_from(config, scheme=scheme, seed=seed, tick_seconds=bar_size)
-    chosen = pick_agents(load_personalities(personalities), agents, settings.seed)
+    chosen = agents_from(personalities, agents, settings.seed)
     source = tn.load_source(data, scenario, ticks, settings, DEFAULT_TICKS)
     tn.split_ticks(source.ticks, train_fraction)  # too few ticks: one line, before the pool
     w = workers or os.cpu_count() or 1

@@ -26,14 +26,23 @@ class Feed(Protocol):
         ...
 
 
-async def paced(ticks: Iterator[Tick], tick_seconds: float, speed: float | None
-                ) -> AsyncIterator[Tick]:
-    """Yield ticks; with a speed, no faster than `speed` event seconds per wall second."""
+async def paced(ticks: Iterator[Tick], tick_seconds: float, speed: float | None,
+                max_lead: float | None = None) -> AsyncIterator[Tick]:
+    """Yield ticks; with a speed, no faster than `speed` event seconds per wall second.
+
+    With `max_lead` (and a speed), never more than `max_lead` event seconds ahead of the
+    wall clock either: a world that starts at the wall clock runs at `speed` until it leads
+    by that much, then at the wall clock's pace.
+    """
     start = time.monotonic()
+    wall = time.time()
     for tick in ticks:
         yield tick
         if speed:
-            delay = start + (tick.index + 1) * tick_seconds / speed - time.monotonic()
+            due = start + (tick.index + 1) * tick_seconds / speed
+            if max_lead is not None:
+                due = max(due, start + tick.timestamp + tick_seconds - max_lead - wall)
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
         else:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from rawe_cli.clock import Clock
 from rawe_cli.config import Settings
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 from rawe_cli.feeds.base import Feed
 
 FEEDS = ("synthetic", "alpaca")
@@ -30,14 +30,14 @@ def make_feed(
     """
     name = (name or "").strip().lower()
     if name not in FEEDS:
-        raise RaweError(f"unknown feed {name!r} (choose {' or '.join(FEEDS)})")
+        raise UsageError(f"unknown feed {name!r} (choose {' or '.join(FEEDS)})")
     if name == "synthetic":
         from rawe_cli.feeds.synthetic import SyntheticFeed
         from rawe_cli.runtime import world_params
 
         return SyntheticFeed(world_params(settings), ticks, None if fast else speed)
     if fast:
-        raise RaweError("--fast needs the synthetic feed: the Alpaca feed polls in wall time, "
+        raise UsageError("--fast needs the synthetic feed: the Alpaca feed polls in wall time, "
                         "every tick_seconds")
     from rawe_cli.brokers.alpaca import config_from_env
     from rawe_cli.clock import SystemClock

@@ -1,5 +1,7 @@
 """Replay recorded history: prices.csv and narratives.jsonl from a directory, as Ticks.
 
+Both files are UTF-8 text; a byte-order mark (Excel's "CSV UTF-8") is accepted.
+
 prices.csv
     A header row with (at least) the columns ``timestamp,symbol,open,high,low,close,volume``
     in any order (other columns are ignored), then one bar a row, rows in any order, any
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import bisect
 import csv
+import io
 import json
 import math
 import statistics
@@ -38,6 +41,7 @@ from rawe_cli.core import metrics
 from rawe_cli.errors import RaweError
 from rawe_cli.feeds.base import Tick, paced
 from rawe_cli.models import Bar, NarrativeEvent
+from rawe_cli.textfile import read_text
 
 PRICES = "prices.csv"
 NARRATIVES = "narratives.jsonl"
@@ -76,12 +80,7 @@ def _number(where: str, name: str, raw: str) -> float:
 
 
 def read_prices(path: Path) -> list[Bar]:
-    try:
-        handle = path.open(newline="", encoding="utf-8")
-    except FileNotFoundError:
-        raise ReplayError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read: {exc.strerror}") from None
+    handle = io.StringIO(read_text(path, ReplayError), newline="")  # UTF-8, a BOM (Excel) ok
     bars: list[Bar] = []
     seen: dict[tuple[float, str], int] = {}
     with handle:
@@ -134,8 +133,6 @@ def read_prices(path: Path) -> list[Bar]:
                 bars.append(Bar(ts, symbol, o, h, lo, c, vol))
         except csv.Error as exc:
             raise ReplayError(f"{path} line {reader.line_num}: bad CSV: {exc}") from None
-        except UnicodeDecodeError:
-            raise ReplayError(f"{path}: not UTF-8 text") from None
     if not bars:
         raise ReplayError(f"{path}: no bars (only a header)")
     return bars
@@ -190,14 +187,7 @@ def _event(where: str, obj: Any) -> NarrativeEvent:
 
 
 def read_narratives(path: Path) -> list[NarrativeEvent]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReplayError(f"{path}: no such file") from None
-    except UnicodeDecodeError:
-        raise ReplayError(f"{path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ReplayError(f"{path}: cannot read: {exc.strerror}") from None
+    text = read_text(path, ReplayError)
     events: list[NarrativeEvent] = []
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -261,6 +251,23 @@ class ReplayData:
     symbols: tuple[str, ...]
     bar_seconds: float = 60.0
     dropped_events: int = 0  # events after the last bar
+    unmatched_events: int = 0  # events about none of the prices' symbols
+
+    def notes(self) -> list[str]:
+        """Why a replay may trade nothing, said before it runs."""
+        out = []
+        where = self.directory / NARRATIVES
+        if self.events == 0:
+            out.append(f"{where} has no events: the agents act on narratives, so nothing "
+                       "will trade (one JSON object a line: timestamp, narrative_id, assets, "
+                       "intensity, sentiment)")
+        elif self.unmatched_events == self.events:
+            out.append(f"no event in {where} is about a symbol of {PRICES} "
+                       f"({', '.join(self.symbols[:5])}{', ...' if len(self.symbols) > 5 else ''}"
+                       "): nothing will trade")
+        elif self.dropped_events == self.events:
+            out.append(f"every event in {where} comes after the last bar: nothing will trade")
+        return out
 
     @property
     def start(self) -> float:
@@ -280,7 +287,9 @@ def load(directory: str | Path) -> ReplayData:
     events = read_narratives(d / NARRATIVES)
     symbols = tuple(sorted({b.symbol for b in bars}))
     ticks, dropped = merge(bars, events)
-    return ReplayData(d, ticks, len(bars), len(events), symbols, bar_size(bars), dropped)
+    unmatched = sum(1 for e in events if not set(e.symbols) & set(symbols))
+    return ReplayData(d, ticks, len(bars), len(events), symbols, bar_size(bars), dropped,
+                      unmatched)
 
 
 @dataclass(slots=True)

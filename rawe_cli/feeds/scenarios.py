@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-from rawe_cli.errors import RaweError
+from rawe_cli.errors import UsageError
 from rawe_cli.feeds.base import Tick
 from rawe_cli.feeds.synthetic import MOMENTUM, REVERSAL, SyntheticWorld, WorldParams
 
@@ -44,7 +44,7 @@ def scenario_params(name: str, base: WorldParams) -> WorldParams:
         changes = SCENARIOS[name]
     except KeyError:
         known = ", ".join(SCENARIOS)
-        raise RaweError(f"unknown scenario {name!r} (known: {known})") from None
+        raise UsageError(f"unknown scenario {name!r} (known: {known})") from None
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 

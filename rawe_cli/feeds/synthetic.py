@@ -189,7 +189,8 @@ class SyntheticFeed:
     params: WorldParams
     count: int | None = None
     speed: float | None = None
+    max_lead: float | None = None  # at most this far ahead of the wall clock (event seconds)
 
     def ticks(self) -> AsyncIterator[Tick]:
         world = SyntheticWorld(self.params).ticks(self.count)
-        return paced(world, self.params.tick_seconds, self.speed)
+        return paced(world, self.params.tick_seconds, self.speed, self.max_lead)

@@ -1,0 +1,49 @@
+"""What the root options (`rawe -v --tz Europe/Berlin --log-file x.log COMMAND`) set, for
+every command: the display time zone, the log levels and file, and how a command ended."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, tzinfo
+from pathlib import Path
+from typing import TextIO
+
+from rawe_cli.lines import INFO, Lines
+
+
+@dataclass(slots=True)
+class Globals:
+    tz: tzinfo = UTC
+    level: int = INFO  # console
+    file_level: int = INFO
+    log_path: Path | None = None
+    log_file: TextIO | None = None
+    signal: int | None = None  # the signal that stopped the command (exit 128 + it)
+
+
+    def reset(self) -> None:
+        """Back to the defaults (`main` may run more than once in a process: tests)."""
+        fresh = Globals()
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, getattr(fresh, name))
+
+
+G = Globals()
+
+
+def lines(*, console: bool = True, stamps: bool = True, stream: TextIO | None = None,
+          also: Callable[[str], None] | None = None) -> Lines:
+    """The `say` of a long-running command, with the root options applied."""
+    return Lines(stream, console=console, level=G.level, file=G.log_file,
+                 file_level=G.file_level, tz=G.tz, stamps=stamps, also=also)
+
+
+def stopped_by(signum: int) -> None:
+    """Record that a signal stopped the command cleanly: `rawe` exits 128 + signum
+    (Ctrl-C: 130, SIGTERM: 143) after it has finished."""
+    G.signal = signum
+
+
+SIGNAL_NAMES = {"SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
