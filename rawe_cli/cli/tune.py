@@ -164,7 +164,7 @@ def tune(
     tn.split_ticks(source.ticks, train_fraction)  # too few ticks: one line, before the pool
     w = workers or os.cpu_count() or 1
     if space not in tn.SPACES:
-        raise RaweError(f"--space must be one of {', '.join(tn.SPACES)}, got {space!r}")
+        raise UsageError(f"--space must be one of {', '.join(tn.SPACES)}, got {space!r}")
     options = tn.TuneOptions(train_fraction, trials, settings.seed, w, min_trades, space)
     base = tn.Base(settings, tuple(chosen), source.bar_seconds)
 
