@@ -116,24 +116,9 @@ def backtest(
         def make_ticks() -> Any:
             return scenario_ticks(name, base, total)
 
-    err = Console(stderr=True)
-    show_progress = not json_out and err.is_terminal
-    progress = None
-    if show_progress:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+    from rawe_cli.cli.progress import progress_or_line
 
-        progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-                            console=err, transient=True)
-    elif not json_out:
-        err.print(f"backtest: {label} ...", highlight=False)
+    progress = progress_or_line(json_out, f"backtest: {label} ...")
 
     runs_count = (len(SCHEMES) + len(chosen)) if compare else 1
     task: Any = None

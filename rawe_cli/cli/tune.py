@@ -57,25 +57,9 @@ def _check_options(data: Path | None, scenario: str | None, bar_size: str | None
 
 def _progress(json_out: bool, label: str, trials: int, workers: int) -> Any:
     """A Rich progress bar on a terminal's stderr; else one line (none with --json)."""
-    from rich.console import Console
+    from rawe_cli.cli.progress import progress_or_line
 
-    err = Console(stderr=True)
-    if json_out:
-        return None
-    if not err.is_terminal:
-        err.print(f"tune: {label}: {trials} trials on {workers} workers ...", highlight=False)
-        return None
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+    return progress_or_line(json_out, f"tune: {label}: {trials} trials on {workers} workers ...")
 
 
 def _cell(key: str, value: Any) -> str:
