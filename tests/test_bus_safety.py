@@ -18,6 +18,7 @@ from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import CodecError, Fenced
 from rawe_cli.keys import CONSENSUS_GROUP, Keys
+from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
 
@@ -54,7 +55,7 @@ async def poison(url: str, ns: str) -> None:
     dead = await client.xrange(keys.dead_letter)
     reasons = [f["reason"] for _, f in dead]
     assert any("out of range" in r for r in reasons)
-    assert any("bad JSON" in r for r in reasons)
+    assert any("field 'data' is not UTF-8" in r for r in reasons)
     assert consumer.stats.accepted == 1
     # nothing poisonous is left pending for the next engine to choke on
     pending = await client.xpending_range(keys.proposals, CONSENSUS_GROUP, "-", "+", 10)
@@ -105,11 +106,14 @@ def test_a_replaced_vote_is_acked_at_once(redis_url, namespace):
 
 async def deposed(url: str, ns: str) -> None:
     client = await connect(url)
-    await client.set(Keys(ns).fence, 1)
-    _, old, keys = make(client, ns, "old", fence=1)
+    keys = Keys(ns)
+    first = await Lease(client, keys, "old", 200).try_acquire()
+    _, old, keys = make(client, ns, "old", fence=first.token)
     await old.start()
-    await client.incr(keys.fence)  # a successor took over (token 2)
-    _, new, _ = make(client, ns, "new", fence=2)
+    await asyncio.sleep(0.3)  # the old engine's lease runs out; a successor takes over
+    second = await Lease(client, keys, "new", 5000).try_acquire(first.marker)
+    assert second.outcome == "ok" and second.token.counter == first.token.counter + 1
+    _, new, _ = make(client, ns, "new", fence=second.token)
     await new.start()
     bus = Bus(client, keys)
     now = time.time()

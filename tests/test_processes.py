@@ -46,7 +46,9 @@ def files(tmp_path: Path) -> dict[str, str]:
     p = tmp_path / "fast.yaml"
     p.write_text(FAST_PERSONALITIES)
     s = tmp_path / "settings.yaml"
-    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nsymbols: [AAPL, MSFT, NVDA]\n")
+    # --speed 8: the agents' event time runs ahead of the wall clock (clock_tolerance)
+    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nsymbols: [AAPL, MSFT, NVDA]\n"
+                 "clock_tolerance: 1d\n")
     return {"personalities": str(p), "settings": str(s)}
 
 
@@ -166,7 +168,7 @@ def test_standby_takes_over_within_the_lease(tmp_path, env):
         inject(env, "Cy")
         got = wait_until(lambda: decisions(env), timeout=10)
         assert len(got) == 1 and sorted(got[0]["agents"]) == HANDS
-        token = int(b.text().split("fencing token ")[1].split(")")[0])
+        token = int(b.text().split("fencing token ")[1].split(",")[0])
         assert token >= 2
     finally:
         b.stop()

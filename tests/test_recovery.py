@@ -19,6 +19,7 @@ from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import Fenced
 from rawe_cli.keys import Keys
+from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
 from tests.conftest import free_port
@@ -81,13 +82,15 @@ def test_crash_between_order_and_ack_real_redis(redis_url, namespace):
 async def fenced_write(url: str, ns: str) -> None:
     client = await connect(url)
     col, _, store = engine(client, ns)
-    await client.set(Keys(ns).fence, 5)
+    first = await Lease(client, Keys(ns), "a", 200).try_acquire()
     col.mark_all_dirty()
-    await store.save(col, fence=5)  # current token: accepted
+    await store.save(col, fence=first.token)  # current token: accepted
     col.mark_all_dirty()
-    await client.incr(Keys(ns).fence)  # a successor took over
+    await asyncio.sleep(0.3)  # its lease runs out: a successor takes over
+    second = await Lease(client, Keys(ns), "b", 5000).try_acquire(first.marker)
+    assert second.outcome == "ok"
     with pytest.raises(Fenced):
-        await store.save(col, fence=5)
+        await store.save(col, fence=first.token)
     await client.aclose()
 
 
@@ -117,7 +120,7 @@ def test_processes_survive_a_redis_restart(tmp_path: Path):
     start_redis()
     env = {"RAWE_REDIS_URL": url, "RAWE_NAMESPACE": "restart"}
     settings = tmp_path / "s.yaml"
-    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\n")
+    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nclock_tolerance: 1d\n")
     pfile = tmp_path / "p.yaml"
     from tests.test_processes import FAST_PERSONALITIES
 
