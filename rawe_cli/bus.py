@@ -206,9 +206,11 @@ def chunked(name: str, key: str, words: list[str], per: int = _CHUNK) -> list[Co
 
 
 def is_nogroup(exc: BaseException) -> bool:
-    """A consumer group (or its stream) that is gone: Redis restarted empty."""
+    """A consumer group (or its stream) that is gone: Redis restarted empty (or was
+    flushed under a blocked read: UNBLOCKED)."""
     text = str(exc)
-    return "NOGROUP" in text or "requires the key to exist" in text  # fakeredis's wording
+    return ("NOGROUP" in text or "UNBLOCKED" in text
+            or "requires the key to exist" in text)  # fakeredis's wording
 
 
 async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: list[Command],
