@@ -217,7 +217,7 @@ def sample(r: redis.Redis, pid: int, archive: Path, elapsed: float, published: i
     return {
         "minute": elapsed / 60, "rss_kb": rss_kb(pid),
         "redis_bytes": int(r.info("memory")["used_memory"]),
-        "ledger": ledger, "open": r.scard(f"{NS}:decisions:open"),
+        "ledger": ledger, "open": max(0, r.scard(f"{NS}:decisions:open") - 1),  # - sentinel
         "seen": r.hlen(f"{NS}:seen"), "archived": archived,
         "decided": ledger + archived, "published": published,
     }

@@ -28,7 +28,7 @@ from rawe_cli.bus import Bus, Token, connect, connection_errors, with_reconnect
 from rawe_cli.collective import PENDING, REJECTED, Collective, LedgerEntry
 from rawe_cli.config import Personality, Settings
 from rawe_cli.consumer import ProposalConsumer
-from rawe_cli.errors import CodecError, Fenced, RedisLost, StateDiverged
+from rawe_cli.errors import CodecError, Fenced, RaweError, RedisLost, StateDiverged
 from rawe_cli.feeds.base import Feed, Tick
 from rawe_cli.keys import Keys
 from rawe_cli.lease import RENEWED, STATE_GONE, Lease, new_epoch
@@ -98,6 +98,7 @@ class ConsensusService:
         self.marker = ""  # the collective's state marker, as this engine last saw it
         self.renewed = -math.inf  # monotonic time the lease was last known to be ours
         self._noted_bad: dict[str, str] = {}  # unreadable agent records already reported
+        self._archive_error = ""  # the last archive failure reported
 
     def _time_left(self) -> bool:
         d = self.opts.duration
@@ -118,6 +119,13 @@ class ConsensusService:
                 except StateDiverged as exc:
                     self.say(f"Redis disagrees with this engine's memory ({exc}); nothing was "
                              "written; restoring from Redis")
+                    with contextlib.suppress(*connection_errors()):
+                        await Lease(client, self.keys, self.owner).release()
+                except (*connection_errors(), RedisLost) as exc:
+                    # while starting (restore, reclaim): nothing was decided that is not
+                    # still pending on the stream; start again
+                    self.say(f"Redis went away while starting ({exc.__class__.__name__}); "
+                             "starting again")
                     with contextlib.suppress(*connection_errors()):
                         await Lease(client, self.keys, self.owner).release()
         finally:
@@ -247,7 +255,18 @@ class ConsensusService:
     async def _recover(self, client: Any, exc: BaseException, failed_at: float, lease: Lease,
                        consumer: ProposalConsumer, store: Store, market_last: str) -> str:
         """Redis went away or lost its data: wait for it, then make sure it holds our state
-        again (or stand by). Returns where to follow the market stream from."""
+        again (or stand by). Returns where to follow the market stream from. Redis going
+        away again meanwhile starts the recovery over (from the first failure's time)."""
+        while True:
+            try:
+                return await self._recover_once(client, exc, failed_at, lease, consumer,
+                                                store, market_last)
+            except (*connection_errors(), RedisLost) as again:
+                exc = again
+
+    async def _recover_once(self, client: Any, exc: BaseException, failed_at: float,
+                            lease: Lease, consumer: ProposalConsumer, store: Store,
+                            market_last: str) -> str:
         col = self.col
         assert col is not None
         # Did this engine hold a valid lease when it noticed? Then nobody else can have been
@@ -342,7 +361,14 @@ class ConsensusService:
         if not old:
             return
         path = s.archive_path()
-        await asyncio.to_thread(archive.append, path, old)
+        try:
+            await asyncio.to_thread(archive.append, path, old)
+        except RaweError as exc:  # a full disk must not stop the trading: they stay in Redis
+            if str(exc) != self._archive_error:
+                self._archive_error = str(exc)
+                self.say(f"warning: {exc}; the decisions stay in Redis, trying again")
+            return
+        self._archive_error = ""
         ids = [e.decision.id for e in old]
         await store.forget_decisions(consumer.fence, ids)
         assert self.col is not None

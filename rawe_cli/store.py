@@ -28,6 +28,7 @@ from rawe_cli.models import Position
 RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
 TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
 SeenId = tuple[str, str, float]  # proposal id, stream entry id, end of its window
+OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
 
 
 class Store:
@@ -145,7 +146,7 @@ class Store:
         if not ids:
             return []
         open_ids = set(await self.r.smembers(k.open_decisions))
-        ids = [i for i in ids if i not in open_ids][:limit]
+        ids = [i for i in ids if i not in open_ids][:limit]  # (the sentinel is no id)
         return [e for e in await self._entries(ids) if e.final]
 
     # -- agents registration (by the agents processes) --------------------------------------
@@ -183,7 +184,8 @@ class Store:
                 w for e in entries for w in (repr(e.decision.timestamp), e.decision.id)])
             still = [e.decision.id for e in entries if not e.final]
             done = [e.decision.id for e in entries if e.final]
-            commands += chunked("SADD", k.open_decisions, still)
+            # OPEN_SENTINEL keeps the set in existence: it says the ledger has one
+            commands += chunked("SADD", k.open_decisions, [OPEN_SENTINEL, *still])
             commands += chunked("SREM", k.open_decisions, done)
         held = col.portfolio.positions
         touched = set(held) if everything else dirty.positions
@@ -286,11 +288,18 @@ class Store:
                 col.engine.set_weight(name, rec.weight)
             else:
                 col.add_agent(rec)
-        open_ids = list(await self.r.smembers(self.keys.open_decisions))
-        for entry in await self._entries(open_ids):
-            col.ledger[entry.decision.id] = entry
-        for entry in await self.ledger(RESTORE_RECENT):
-            col.ledger.setdefault(entry.decision.id, entry)
+        k = self.keys
+        if await self.r.exists(k.open_decisions) or not await self.r.exists(k.decisions):
+            open_ids = list(await self.r.smembers(k.open_decisions) - {OPEN_SENTINEL})
+            for entry in await self._entries(open_ids):
+                col.ledger[entry.decision.id] = entry
+            for entry in await self.ledger(RESTORE_RECENT):
+                col.ledger.setdefault(entry.decision.id, entry)
+            migrate: list[str] = []
+        else:  # a ledger written before the open set existed: read it whole, once
+            for entry in await self.ledger():
+                col.ledger[entry.decision.id] = entry
+            migrate = [did for did, e in col.ledger.items() if not e.final]
         col.decisions_total = await self.decision_count()
         positions = await self.positions()
         pf = col.portfolio
@@ -310,5 +319,6 @@ class Store:
         for pid, (_, expiry) in seen.items():
             col.engine.remember(pid, expiry)
         col.dirty.clear()
+        col.dirty.decisions.update(migrate)  # the next save lists them in the open set
         return {"agents": len(records), "decisions": col.decisions_total,
                 "positions": len(positions), "seen": len(seen)}

@@ -408,3 +408,37 @@ def test_decisions_past_the_retention_move_to_the_archive(tmp_path, redis_url, n
     finally:
         cons.stop()
         r.close()
+
+
+def test_a_restore_reads_open_and_recent_decisions_and_migrates_an_old_ledger():
+    async def go() -> None:
+        client = await connect(None)
+        keys = Keys("m")
+        s = Settings(namespace="m", threshold=3.0, window=10.0, scheme="majority")
+
+        def fresh() -> Collective:
+            return Collective(s, {n: AgentRecord(n, n) for n in HANDS}, MajorityScheme(),
+                              PaperBroker())
+
+        col = fresh()
+        col.on_bar(Bar(1.0, "OPEN", 10.0, 10.0, 10.0, 10.0, 1.0))
+        for name in HANDS:
+            col.on_proposal(proposal(name, "OPEN", ts=1.0), 1.0)
+        for i in range(700):  # newer, final (no price: skipped)
+            for name in HANDS:
+                col.on_proposal(proposal(name, f"X{i}", ts=2.0 + i), 2.0 + i)
+        await Store(client, keys).save(col)
+        opened = next(d for d, e in col.ledger.items() if not e.final)
+        again = fresh()
+        loaded = await Store(client, keys).restore(again)
+        assert loaded["decisions"] == 701 and len(again.ledger) == 501
+        assert opened in again.ledger  # open: always restored, however old
+        await client.delete(keys.open_decisions)  # a ledger from before the open set
+        old = fresh()
+        await Store(client, keys).restore(old)
+        assert len(old.ledger) == 701 and old.dirty.decisions == {opened}
+        await Store(client, keys).save(old)
+        assert await client.smembers(keys.open_decisions) == {"~", opened}
+        await client.aclose()
+
+    asyncio.run(go())
