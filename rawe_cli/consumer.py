@@ -27,6 +27,7 @@ a second write. An engine that lost its lease fails the first write and sends no
 from __future__ import annotations
 
 import heapq
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class ProposalConsumer:
         self.dead: list[dict[str, str]] = []  # dead letters for the next write
         self._unsaved_acks: list[str] = []  # of a write that did not reach Redis
         self._unsaved_seen: list[SeenId] = []
+        self._trimmed = -math.inf  # event time of the last trim of the seen ids
         self.stats = ConsumerStats()
         self._live: dict[str, str] = {}  # proposal id -> entry id, while the vote lives
         self._expiries: list[tuple[float, str]] = []  # (expiry, proposal id)
@@ -251,11 +253,14 @@ class ProposalConsumer:
         """Save (fenced) with the acks, seen ids and dead letters; then send the orders the
         saved state records (write-ahead) and save their fills."""
         dead, self.dead = self.dead, []
+        trim = None
+        if now - self._trimmed >= 1.0 and (acks or seen or verify):  # at most once a second
+            trim, self._trimmed = now, now
         acks = [*self._unsaved_acks, *acks]
         seen = [*self._unsaved_seen, *seen]
         try:
             await self.store.save(self.col, self.fence, (self.stream, self.group, acks),
-                                  seen=seen, dead=dead, trim_before=now, lazy_votes=True,
+                                  seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
                                   verify=verify)
         except BaseException:
             # Not written (Redis unreachable): keep them for the write that follows.

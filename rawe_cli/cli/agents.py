@@ -46,8 +46,8 @@ def agents(
 
     from rich.console import Console
 
+    from rawe_cli.agents_service import AgentsOptions, AgentsService
     from rawe_cli.config import load_personalities, pick_agents
-    from rawe_cli.services import AgentsOptions, AgentsService
 
     if feed not in ("synthetic", "alpaca", "bus"):
         raise RaweError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
