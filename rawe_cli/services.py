@@ -406,6 +406,7 @@ class ConsensusService:
                 self.col.portfolio.mark(item.symbol, item.close)
                 self.col.broker.on_price(item.symbol, item.close, item.timestamp)
                 self.state.now = max(self.state.now, item.timestamp)
+                self.col.dirty.marks = True  # saved with the next write
         return recent[0][0] if recent else "0-0"
 
     async def _follow_market(self, bus: Bus, last_id: str, consumer: ProposalConsumer) -> str:

@@ -21,6 +21,7 @@ from rawe_cli.keys import CONSENSUS_GROUP, Keys
 from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
+from tests.procs import claimed, take_over
 
 
 def make(client, ns: str, name: str = "c1", fence: int | None = None):
@@ -110,9 +111,8 @@ async def deposed(url: str, ns: str) -> None:
     first = await Lease(client, keys, "old", 200).try_acquire()
     _, old, keys = make(client, ns, "old", fence=first.token)
     await old.start()
-    await asyncio.sleep(0.3)  # the old engine's lease runs out; a successor takes over
-    second = await Lease(client, keys, "new", 5000).try_acquire(first.marker)
-    assert second.outcome == "ok" and second.token.counter == first.token.counter + 1
+    second = await take_over(client, keys, "new", first.marker)  # once its lease ran out
+    assert second.token.counter == first.token.counter + 1
     _, new, _ = make(client, ns, "new", fence=second.token)
     await new.start()
     bus = Bus(client, keys)
@@ -120,8 +120,7 @@ async def deposed(url: str, ns: str) -> None:
     await bus.add(keys.proposals, codec.encode_proposal(prop("a", "p1", ts=now)))
     with pytest.raises(Fenced):  # it read something: it learns it is deposed at once
         await old.poll(now)
-    await asyncio.sleep(0.05)
-    taken = await new.claim_stale(now, min_idle_ms=10)
+    taken = await claimed(new, 1)
     assert taken == 1 and "p1" in new._live  # the successor counts the vote
     await client.aclose()
 

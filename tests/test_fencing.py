@@ -25,6 +25,7 @@ from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Order, OrderUpdate, Proposal
 from rawe_cli.services import ConsensusOptions, ConsensusService
 from rawe_cli.store import Store
+from tests.procs import take_over
 from tests.redis_server import RedisServer, needs_redis_server
 
 HANDS = ("a", "b", "c")
@@ -168,7 +169,11 @@ def test_the_engine_rewrites_its_state_into_a_redis_emptied_under_it(server):
             await client.hset(k.agents, name, json.dumps(AgentRecord(name, "m").to_dict()))
         await client.xadd(k.market, codec.encode_market(Bar(time.time(), "AAPL", 50, 50, 50,
                                                             50, 1)))
-        await asyncio.sleep(0.2)
+
+        async def priced() -> bool:  # the engine has the price before the votes arrive
+            return bool(await client.hexists(k.marks, "AAPL"))
+
+        await until(priced)
         await votes(client, "w")
 
         async def opened() -> bool:
@@ -205,9 +210,7 @@ def test_a_deposed_engine_sends_no_order(redis_url, namespace):
         old = await Lease(client, k, "old", 200).try_acquire()
         col, consumer = make(client, namespace, old.token)
         await consumer.start()
-        await asyncio.sleep(0.3)  # its lease runs out; a successor takes over
-        new = await Lease(client, k, "new", 10_000).try_acquire(old.marker)
-        assert new.outcome == "ok"
+        await take_over(client, k, "new", old.marker)  # once its lease has run out
         await votes(client, namespace)
         with pytest.raises(Fenced):
             await consumer.poll(time.time())

@@ -70,6 +70,24 @@ def consensus(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> Pr
                 env)
 
 
+def read_all(env: dict[str, str], live: int) -> bool:
+    """The engine has read every proposal on the stream, and `live` are left pending (live
+    votes): a condition to poll for instead of sleeping."""
+    import redis
+
+    r = redis.Redis.from_url(env["RAWE_REDIS_URL"], decode_responses=True)
+    stream = f"{env['RAWE_NAMESPACE']}:proposals"
+    try:
+        last = r.xrevrange(stream, count=1)
+        group = {g["name"]: g for g in r.xinfo_groups(stream)}.get("consensus")
+        return bool(last and group and group["last-delivered-id"] == last[0][0]
+                    and group["pending"] == live)
+    except redis.ResponseError:
+        return False
+    finally:
+        r.close()
+
+
 def decisions(env: dict[str, str]) -> list[dict]:
     return rawe_json("decisions", "--json", "--limit", "1000", env=env)  # type: ignore
 
@@ -120,7 +138,7 @@ def test_two_injections_do_not_decide_and_same_agent_counts_once(tmp_path, env):
     try:
         inject(env, "Ann")
         inject(env, "Bob", count=3)  # one live vote per agent and asset
-        time.sleep(1.5)
+        wait_until(lambda: read_all(env, live=2), timeout=20)
         assert decisions(env) == []
     finally:
         cons.stop()
@@ -131,7 +149,7 @@ def test_kill9_and_restart_loses_no_vote_and_trades_once(tmp_path, env):
     first.wait_for("active:")
     inject(env, "Ann")
     inject(env, "Bob")
-    time.sleep(0.8)  # both applied, pending (live votes), no decision yet
+    wait_until(lambda: read_all(env, live=2), timeout=20)  # both live votes, no decision
     first.kill9()
     second = consensus(tmp_path, env, "second", "--lease-ms", "1000")
     try:
@@ -141,7 +159,7 @@ def test_kill9_and_restart_loses_no_vote_and_trades_once(tmp_path, env):
         got = wait_until(lambda: decisions(env), timeout=10)
         assert len(got) == 1
         assert sorted(got[0]["agents"]) == HANDS  # the two votes from before the crash count
-        time.sleep(1.0)
+        wait_until(lambda: read_all(env, live=0), timeout=20)
         assert len(decisions(env)) == 1
     finally:
         second.stop()
@@ -159,7 +177,7 @@ def test_standby_takes_over_within_the_lease(tmp_path, env):
         b.wait_for("standing by:")
         inject(env, "Ann")
         inject(env, "Bob")
-        time.sleep(0.5)
+        wait_until(lambda: read_all(env, live=2), timeout=20)
         a.kill9()
         killed = time.monotonic()
         b.wait_for("active:", timeout=10)

@@ -136,7 +136,8 @@ def consumed(srv: RedisServer) -> bool:
 
 def open_a_position(srv: RedisServer, asset: str) -> dict:
     price(srv, asset)
-    time.sleep(0.3)  # not a wait for a condition: the bar must be older than the votes
+    # the engine has the price (it saved the mark) before the votes arrive
+    wait_until(lambda: client(srv).hexists(f"{NS}:marks", asset), timeout=20, every=0.05)
     ids = vote(srv, asset)
     d = wait_until(lambda: decided(srv, ids), timeout=20)
     wait_until(lambda: (decided(srv, ids) or {}).get("status") == "open", timeout=20)

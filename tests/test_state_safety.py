@@ -26,7 +26,7 @@ from rawe_cli.keys import CONSENSUS_GROUP, Keys
 from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
-from tests.procs import Proc, rawe_json, rawe_out, wait_until
+from tests.procs import Proc, claimed, rawe_json, rawe_out, take_over, wait_until
 
 HANDS = ("Ann", "Bob", "Cy")
 RULES = ["--threshold", "3", "--window", "30s", "--scheme", "majority"]
@@ -320,14 +320,12 @@ def test_a_dead_letter_is_written_once(redis_url, namespace):
         deposed = consumer("old", old.token)
         await deposed.start()
         await client.xadd(keys.proposals, {"data": "{not json"})
-        await asyncio.sleep(0.3)
-        new = await Lease(client, keys, "new", 10_000).try_acquire(old.marker)
+        new = await take_over(client, keys, "new", old.marker)
         active = consumer("new", new.token)
         with pytest.raises(Fenced):
             await deposed.poll(time.time())
         assert await client.xlen(keys.dead_letter) == 0
-        await asyncio.sleep(0.02)
-        assert await active.claim_stale(time.time(), min_idle_ms=10) == 1
+        assert await claimed(active, 1) == 1
         assert await active.claim_stale(time.time(), min_idle_ms=0) == 0
         dead = await client.xrange(keys.dead_letter)
         assert len(dead) == 1 and dead[0][1]["reason"].startswith("bad JSON")
@@ -377,6 +375,22 @@ def test_the_engine_keeps_open_and_recent_decisions_only():
     finals = [e for e in col.ledger.values() if e.final]
     assert 100 <= len(finals) <= 100 + 60  # the newest 100, and the last minute's
     assert col.decisions_total == 600
+
+
+def test_prices_taken_from_the_market_tail_at_start_are_saved(tmp_path, redis_url,
+                                                              namespace):
+    """A bar published before the engine starts is taken from the stream's tail: its mark
+    is part of the state and reaches Redis (it used to wait for the next bar)."""
+    r = redis_of(redis_url)
+    r.xadd(f"{namespace}:market", codec.encode_market(
+        Bar(time.time(), "NVDA", 7.0, 7.0, 7.0, 7.0, 1.0)))
+    cons = engine(tmp_path, redis_url, namespace, "cons")
+    try:
+        cons.wait_for("active:")
+        wait_until(lambda: r.hget(f"{namespace}:marks", "NVDA") == "7.0", timeout=15)
+    finally:
+        cons.stop()
+        r.close()
 
 
 def test_decisions_past_the_retention_move_to_the_archive(tmp_path, redis_url, namespace):
