@@ -12,11 +12,12 @@ kept at 1 s, under redis-py's socket timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, NamedTuple, TypeVar
 
-from rawe_cli.errors import BusUnavailable, Fenced
+from rawe_cli.errors import BusUnavailable, Fenced, RedisLost, StateDiverged
 from rawe_cli.keys import Keys
 
 T = TypeVar("T")
@@ -40,16 +41,19 @@ def _safe_url(url: str) -> str:
     return url
 
 
-async def connect(url: str | None, *, check: bool = True) -> Any:
+async def connect(url: str | None, *, check: bool = True, retries: int = 3) -> Any:
     """A redis.asyncio client for `url`, or an embedded fakeredis one when url is None.
 
+    `retries`: how often a command is retried on a connection error before it raises (a
+    stale pooled connection needs one); the consensus engine keeps it at 1, so that an
+    outage shows within about 0.1 s instead of hiding behind 0.7 s of retries.
     Raises BusUnavailable (one line) when a real server does not answer.
     """
     if url is None:
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True,
-                                        encoding_errors="replace")
+                                        encoding_errors="surrogateescape")
     import redis.asyncio as aioredis
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
@@ -59,12 +63,13 @@ async def connect(url: str | None, *, check: bool = True) -> Any:
             url,
             decode_responses=True,
             # A field that is not UTF-8 must not make XREADGROUP itself raise (the entry would
-            # stay pending and stop every engine that reclaims it): it decodes with U+FFFD and
-            # is then refused, with a reason, by the codec.
-            encoding_errors="replace",
+            # stay pending and stop every engine that reclaims it). "surrogateescape" keeps
+            # every byte (as U+DC80..U+DCFF, never a silent U+FFFD), so the codec can refuse
+            # it with a reason, and a dead letter written back holds the original bytes.
+            encoding_errors="surrogateescape",
             socket_connect_timeout=2,
             socket_timeout=5,
-            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 3),
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries),
             retry_on_error=[ConnectionError, TimeoutError],
             health_check_interval=10,
         )
@@ -106,7 +111,7 @@ async def with_reconnect(
     op: Callable[[], Awaitable[T]],
     *,
     say: Callable[[str], None],
-    max_wait: float = 5.0,
+    max_wait: float = 1.0,
     give_up_after: float = 600.0,
 ) -> T:
     """Run `op`; while Redis is unreachable, retry with exponential backoff and say so."""
@@ -132,22 +137,82 @@ async def with_reconnect(
         return result
 
 
-# Apply a list of commands atomically, after checking the fencing token (ARGV[1]; '' = no
-# check). ARGV[2..] is a flat list: a count n, then the n words of one command, and so on.
+class Token(NamedTuple):
+    """A fencing token: the counter (INCR at every lease acquisition) and the random epoch
+    written with it. The counter alone repeats after Redis restarts empty; the pair cannot."""
+
+    counter: int
+    epoch: str
+
+    def __str__(self) -> str:
+        return f"{self.counter}/{self.epoch[:8]}"
+
+
+# Apply a list of commands atomically, after checking the fencing token. KEYS: fence,
+# fence epoch, state marker, seen hash. ARGV[1] = the token's counter ('' = no check),
+# ARGV[2] = its epoch, ARGV[3] = s, then s pairs (proposal id, entry id) the write records
+# as counted, then the commands: a count n and the n words of one command, and so on.
+# Every check comes before the first write (a Lua error does not undo earlier writes):
+# a token that is not the current one is FENCED, or EMPTY when Redis lost the collective's
+# state (the marker is gone); a proposal id already counted from another entry is DUPLICATE.
+# XACK runs through pcall (a consumer group re-created under us must not abort the rest);
+# RAWE.TRIM hash zset cutoff limit drops ids whose window ended before cutoff.
+_APPLY = """
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local verb = ARGV[i + 1]
+  if verb == 'XACK' then
+    redis.pcall(unpack(ARGV, i + 1, i + n))
+  elseif verb == 'RAWE.TRIM' then
+    local ids = redis.call('ZRANGEBYSCORE', ARGV[i + 3], '-inf', ARGV[i + 4], 'LIMIT', 0,
+                           ARGV[i + 5])
+    if #ids > 0 then
+      redis.call('HDEL', ARGV[i + 2], unpack(ids))
+      redis.call('ZREM', ARGV[i + 3], unpack(ids))
+    end
+  else
+    redis.call(unpack(ARGV, i + 1, i + n))
+  end
+  i = i + n + 1
+end
+"""
 _FENCED_WRITE = """
 if ARGV[1] ~= '' then
   local current = redis.call('GET', KEYS[1])
-  if current ~= ARGV[1] then
+  if current ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+    if redis.call('EXISTS', KEYS[3]) == 0 then
+      return redis.error_reply('EMPTY the state marker is gone')
+    end
     return redis.error_reply('FENCED token is ' .. tostring(current))
   end
 end
-local i = 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
+local s = tonumber(ARGV[3])
+local i = 4
+for _ = 1, s do
+  local known = redis.call('HGET', KEYS[4], ARGV[i])
+  if known and known ~= ARGV[i + 1] then
+    return redis.error_reply('DUPLICATE ' .. ARGV[i] .. ' was counted from ' .. known)
+  end
+  i = i + 2
 end
-return 1
+""" + _APPLY + "return 1\n"
+# Write a whole state into a Redis that lost it, only while the state marker is absent, then
+# set the marker and take the lease if it is free. KEYS: marker, lease, fence, fence epoch.
+# ARGV: marker, owner, ttl ms, new epoch, then the commands.
+_WRITE_IF_EMPTY = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  return {'taken', existing}
+end
+local i = 5
+""" + _APPLY + """
+redis.call('SET', KEYS[1], ARGV[1])
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', ARGV[3]) then
+  local n = redis.call('INCR', KEYS[3])
+  redis.call('SET', KEYS[4], ARGV[4])
+  return {'ok', tostring(n)}
+end
+return {'held', redis.call('GET', KEYS[2]) or ''}
 """
 _CHUNK = 200  # fields (or ids) per command, to stay far below Lua's unpack limit
 
@@ -160,18 +225,32 @@ def chunked(name: str, key: str, words: list[str], per: int = _CHUNK) -> list[Co
     return [(name, key, *words[i:i + step]) for i in range(0, len(words), step)]
 
 
-async def fenced_write(client: Any, fence_key: str, token: int | None,
-                       commands: list[Command], *, verify: bool = False) -> None:
-    """Run `commands` atomically in one round trip, only if the fence still holds `token`.
+def is_nogroup(exc: BaseException) -> bool:
+    """A consumer group (or its stream) that is gone: Redis restarted empty (or was
+    flushed under a blocked read: UNBLOCKED)."""
+    text = str(exc)
+    return ("NOGROUP" in text or "UNBLOCKED" in text
+            or "requires the key to exist" in text)  # fakeredis's wording
 
-    Raises Fenced when another engine has taken over since. With `verify`, the token is
-    checked even when there is nothing to write.
+
+async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: list[Command],
+                       *, seen: list[tuple[str, str]] = (),  # type: ignore[assignment]
+                       verify: bool = False) -> None:
+    """Run `commands` atomically in one round trip, only if the fence still holds `token`
+    and no proposal id in `seen` (id, entry id) was counted from another entry.
+
+    Raises Fenced when another engine has taken over since, RedisLost when Redis lost the
+    collective's state, StateDiverged on a proposal counted twice. With `verify`, the token
+    is checked even when there is nothing to write.
     """
-    if not commands and not (verify and token is not None):
+    if not commands and not seen and not (verify and token is not None):
         return
     import redis.exceptions as rex
 
-    args: list[str] = ["" if token is None else str(token)]
+    args: list[str] = ["", ""] if token is None else [str(token.counter), token.epoch]
+    args.append(str(len(seen)))
+    for pid, eid in seen:
+        args += (pid, eid)
     for cmd in commands:
         args.append(str(len(cmd)))
         args.extend(cmd)
@@ -180,12 +259,51 @@ async def fenced_write(client: Any, fence_key: str, token: int | None,
         script = client.register_script(_FENCED_WRITE)
         client._rawe_fenced_write = script
     try:
-        await script(keys=[fence_key], args=args)
+        await script(keys=[keys.fence, keys.fence_epoch, keys.marker, keys.seen_proposals],
+                     args=args)
     except rex.ResponseError as exc:
-        if "FENCED" in str(exc):
-            raise Fenced(f"{str(exc).split('FENCED ', 1)[-1]}, this engine holds {token}"
+        text = str(exc)
+        if "FENCED" in text:
+            raise Fenced(f"{text.split('FENCED ', 1)[-1]}, this engine holds {token}"
                          ) from None
+        if "EMPTY" in text:
+            raise RedisLost("Redis lost the collective's state (the state marker is gone)"
+                            ) from None
+        if "DUPLICATE" in text:
+            raise StateDiverged(f"proposal {text.split('DUPLICATE ', 1)[-1]}") from None
         raise
+
+
+async def write_if_empty(client: Any, keys: Keys, marker: str, owner: str, ttl_ms: int,
+                         epoch: str, commands: list[Command]) -> tuple[str, str]:
+    """Write `commands` (a whole state) only if the collective's state marker is absent,
+    then set it to `marker` and take the lease if it is free. Returns ("ok", counter of the
+    new token), ("held", holder: written, but another engine holds the lease) or ("taken",
+    the marker found: another engine's state is there, nothing was written)."""
+    args: list[str] = [marker, owner, str(ttl_ms), epoch]
+    for cmd in commands:
+        args.append(str(len(cmd)))
+        args.extend(cmd)
+    reply = await client.eval(_WRITE_IF_EMPTY, 4, keys.marker, keys.lease, keys.fence,
+                              keys.fence_epoch, *args)
+    return str(reply[0]), str(reply[1])
+
+
+def dead_letter_fields(source: str, entry_id: str, fields: dict[Any, Any], reason: str,
+                       now: float) -> dict[str, str]:
+    """A dead letter: the reason, where it came from, and the original fields (f_*)."""
+    record = {"source": source, "entry_id": entry_id, "reason": reason, "at": repr(now)}
+    for k, v in fields.items():
+        key = k.decode(errors="surrogateescape") if isinstance(k, bytes) else str(k)
+        value = v.decode(errors="surrogateescape") if isinstance(v, bytes) else str(v)
+        record[f"f_{key}"] = value[:10_000]
+    return record
+
+
+def xadd_command(stream: str, fields: dict[str, str]) -> Command:
+    """XADD as a command word list (for a fenced write)."""
+    return ("XADD", stream, "MAXLEN", "~", str(STREAM_MAXLEN), "*",
+            *(w for kv in fields.items() for w in kv))
 
 
 class Bus:
@@ -219,8 +337,9 @@ class Bus:
                    block_ms: int | None = BLOCK_MS) -> list[Entry]:
         """New entries for this consumer; [] after at most about `block_ms`."""
         started = time.monotonic()
-        reply = await self.r.xreadgroup(group, consumer, {stream: ">"}, count=count,
-                                        block=block_ms)
+        async with _group_errors():
+            reply = await self.r.xreadgroup(group, consumer, {stream: ">"}, count=count,
+                                            block=block_ms)
         entries = _entries(reply)
         if not entries and block_ms:
             # fakeredis answers at once on an empty stream: don't spin.
@@ -239,8 +358,9 @@ class Bus:
         out: list[Entry] = []
         start = "0-0"
         while True:
-            reply = await self.r.xautoclaim(stream, group, consumer, min_idle_ms, start,
-                                            count=count)
+            async with _group_errors():
+                reply = await self.r.xautoclaim(stream, group, consumer, min_idle_ms, start,
+                                                count=count)
             start, claimed = reply[0], reply[1]
             out.extend((eid, fields) for eid, fields in claimed if fields is not None)
             if start in ("0-0", b"0-0") or not claimed:
@@ -250,33 +370,45 @@ class Bus:
                          count: int = 1000) -> list[Entry]:
         """Entries idle for `min_idle_ms` under *other* consumers (a deposed or dead engine
         read them and never acked), now this consumer's."""
-        pending = await self.r.xpending_range(stream, group, min="-", max="+", count=count,
-                                              idle=min_idle_ms)
-        ids = [p["message_id"] for p in pending if p["consumer"] != consumer]
-        if not ids:
-            return []
-        claimed = await self.r.xclaim(stream, group, consumer, min_idle_ms, ids)
+        async with _group_errors():
+            pending = await self.r.xpending_range(stream, group, min="-", max="+",
+                                                  count=count, idle=min_idle_ms)
+            ids = [p["message_id"] for p in pending if p["consumer"] != consumer]
+            if not ids:
+                return []
+            claimed = await self.r.xclaim(stream, group, consumer, min_idle_ms, ids)
         return [(eid, fields) for eid, fields in claimed if fields is not None]
 
     async def pending_count(self, stream: str, group: str) -> int:
-        info = await self.r.xpending(stream, group)
+        async with _group_errors():
+            info = await self.r.xpending(stream, group)
         return int(info["pending"] if isinstance(info, dict) else info[0])
 
     async def dead_letter(self, source: str, entry_id: str, fields: dict[str, Any],
                           reason: str, now: float) -> str:
-        record = {"source": source, "entry_id": entry_id, "reason": reason,
-                  "at": repr(now)}
-        for k, v in fields.items():
-            key = k.decode() if isinstance(k, bytes) else str(k)
-            value = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-            record[f"f_{key}"] = value[:10_000]
-        return await self.add(self.keys.dead_letter, record)
+        """Write one dead letter now (not fenced: for notes outside the engine's writes)."""
+        return await self.add(self.keys.dead_letter,
+                              dead_letter_fields(source, entry_id, fields, reason, now))
 
     async def tail(self, stream: str, last_id: str, count: int = 1000,
                    block_ms: int | None = None) -> list[Entry]:
         """Plain XREAD after `last_id` (no group): for followers such as the market feed."""
         reply = await self.r.xread({stream: last_id}, count=count, block=block_ms)
         return _entries(reply)
+
+
+@contextlib.asynccontextmanager
+async def _group_errors() -> AsyncIterator[None]:
+    """NOGROUP (the consumer group is gone: Redis restarted empty) becomes RedisLost."""
+    import redis.exceptions as rex
+
+    try:
+        yield
+    except rex.ResponseError as exc:
+        if is_nogroup(exc):
+            raise RedisLost(f"the consumer group is gone ({str(exc).splitlines()[0]})"
+                            ) from None
+        raise
 
 
 def _entries(reply: Any) -> list[Entry]:

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from rawe_cli.collective import LedgerEntry
+from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import CodecError
 from rawe_cli.models import (
     Bar,
@@ -25,7 +26,9 @@ from rawe_cli.models import (
 )
 
 SCHEMA_VERSION = 1
-MAX_FUTURE_SECONDS = 60.0  # a proposal stamped further ahead of the reader's clock is refused
+# A proposal or market message stamped further ahead of the reader's clock is refused (the
+# settings' clock_tolerance; this is its default).
+MAX_FUTURE_SECONDS = 60.0
 MAX_ID_LENGTH = 100
 
 
@@ -77,7 +80,18 @@ def _text(d: dict[str, Any], key: str, default: str | None = None) -> str:
         raise CodecError(f"field '{key}' must be a non-empty string")
     if len(value) > MAX_ID_LENGTH:
         raise CodecError(f"field '{key}' is longer than {MAX_ID_LENGTH} characters")
+    if not value.isascii():
+        _check_unicode(value, f"field '{key}'")
     return value
+
+
+def _check_unicode(text: str, what: str) -> None:
+    """Refuse text that is not valid Unicode: bytes that were not UTF-8 (kept by the bus as
+    U+DC80..U+DCFF) or a lone surrogate written as a JSON escape."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CodecError(f"{what} is not UTF-8") from None
 
 
 def _number(d: dict[str, Any], key: str, default: float | None = None, *,
@@ -123,7 +137,8 @@ _DIRECTIONS = {"long": Direction.LONG, "short": Direction.SHORT}
 _INF = math.inf
 
 
-def _proposal_fast(d: dict[str, Any], now: float | None) -> Proposal | None:
+def _proposal_fast(d: dict[str, Any], now: float | None,
+                   max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal | None:
     """The common case in one pass: every field present or defaulted, strings of type str,
     numbers of type float, all within bounds. None for anything else, which the checked path
     then accepts (ints, say) or refuses with its exact reason. Accepts only what the checked
@@ -141,6 +156,8 @@ def _proposal_fast(d: dict[str, Any], now: float | None) -> Proposal | None:
             or not (0 < len(ident) <= MAX_ID_LENGTH and 0 < len(agent) <= MAX_ID_LENGTH
                     and 0 < len(asset) <= MAX_ID_LENGTH and len(narrative) <= MAX_ID_LENGTH
                     and len(signal) <= MAX_ID_LENGTH)
+            or not (ident.isascii() and agent.isascii() and asset.isascii()
+                    and narrative.isascii() and signal.isascii())
             or type(ts) is not float or type(size) is not float or type(profit) is not float
             or type(risk) is not float or type(conf) is not float
             or type(horizon) is not float or type(stop) is not float
@@ -148,18 +165,20 @@ def _proposal_fast(d: dict[str, Any], now: float | None) -> Proposal | None:
             or not (0.0 <= ts < _INF and 0.0 < size <= 1.0 and -_INF < profit < _INF
                     and 0.0 <= risk <= 1.0 and 0.0 <= conf <= 1.0 and 0.0 < horizon < _INF
                     and 0.0 < stop <= 1.0 and 0.0 < take < _INF)
-            or (now is not None and ts > now + MAX_FUTURE_SECONDS)):
+            or (now is not None and ts > now + max_ahead)):
         return None
     return Proposal(ident, agent, asset, direction, size, profit, risk, narrative, signal, ts,
                     conf, horizon, stop, take)
 
 
-def proposal_from_dict(d: dict[str, Any], now: float | None = None) -> Proposal:
-    fast = _proposal_fast(d, now)
-    return fast if fast is not None else _proposal_checked(d, now)
+def proposal_from_dict(d: dict[str, Any], now: float | None = None,
+                       max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
+    fast = _proposal_fast(d, now, max_ahead)
+    return fast if fast is not None else _proposal_checked(d, now, max_ahead)
 
 
-def _proposal_checked(d: dict[str, Any], now: float | None) -> Proposal:
+def _proposal_checked(d: dict[str, Any], now: float | None,
+                      max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
     """Field by field, raising CodecError with the first reason found."""
     direction = d.get("direction")
     if direction not in ("long", "short"):
@@ -167,9 +186,9 @@ def _proposal_checked(d: dict[str, Any], now: float | None) -> Proposal:
             raise CodecError("missing field 'direction'")
         raise CodecError(f"field 'direction' must be 'long' or 'short', got {direction!r}")
     timestamp = _number(d, "timestamp", lo=0)
-    if now is not None and timestamp > now + MAX_FUTURE_SECONDS:
+    if now is not None and timestamp > now + max_ahead:
         raise CodecError(f"timestamp is {timestamp - now:.0f} s in the future "
-                         f"(at most {MAX_FUTURE_SECONDS:g} s allowed)")
+                         f"(at most {max_ahead:g} s allowed: clock_tolerance)")
     return Proposal(
         id=_text(d, "id"),
         agent=_text(d, "agent"),
@@ -189,17 +208,22 @@ def _proposal_checked(d: dict[str, Any], now: float | None) -> Proposal:
 
 
 def _field(fields: dict[Any, Any], name: str) -> str | None:
+    """A field as text, decoded strictly: anything that is not UTF-8 is refused (the bus
+    keeps such bytes as U+DC80..U+DCFF, never a silent U+FFFD)."""
     value = fields.get(name, fields.get(name.encode()))
     if isinstance(value, bytes):
         try:
             return value.decode()
         except UnicodeDecodeError:
             raise CodecError(f"field '{name}' is not UTF-8") from None
+    if value is not None and not value.isascii():
+        _check_unicode(value, f"field '{name}'")
     return value
 
 
 def decode_proposal(fields: dict[Any, Any], now: float | None = None,
-                    secret: str | None = None) -> Proposal:
+                    secret: str | None = None,
+                    max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
     """A proposal from stream fields; raises CodecError with the reason.
 
     With a secret, the entry must carry a valid ``sig``.
@@ -212,7 +236,7 @@ def decode_proposal(fields: dict[Any, Any], now: float | None = None,
         expected = sign(data or "", secret).encode()
         if not hmac.compare_digest(sig.encode("utf-8", "replace"), expected):
             raise CodecError("bad signature")
-    return proposal_from_dict(_parse_json(data), now)
+    return proposal_from_dict(_parse_json(data), now, max_ahead)
 
 
 # -- market data (bars and narrative events on the market stream) --------------------------
@@ -232,22 +256,21 @@ def encode_market(item: Bar | NarrativeEvent) -> dict[str, str]:
     return {"data": _dumps(body)}
 
 
-MAX_MARKET_JUMP_SECONDS = 86_400.0  # a market message this far ahead of `now` is refused
-
-
-def decode_market(fields: dict[Any, Any], now: float | None = None) -> Bar | NarrativeEvent:
+def decode_market(fields: dict[Any, Any], now: float | None = None,
+                  max_ahead: float = MAX_FUTURE_SECONDS) -> Bar | NarrativeEvent:
     """A bar or narrative event from stream fields; raises CodecError with the reason.
 
-    With `now` (the reader's clock), a message stamped more than a day ahead is refused: one
-    bar in milliseconds must not throw the engine's clock into the far future.
+    With `now` (the reader's wall clock), a message stamped more than `max_ahead` seconds
+    ahead is refused: one bar stamped in the future (or in milliseconds) must not move the
+    engine's clock, which would make every valid proposal look expired.
     """
     d = _parse_json(_field(fields, "data"))
     kind = d.get("kind")
     if now is not None:
         ts = _number(d, "timestamp", lo=0)
-        if ts > now + MAX_MARKET_JUMP_SECONDS:
+        if ts > now + max_ahead:
             raise CodecError(f"timestamp is {ts - now:.0f} s ahead of the reader's clock "
-                             f"(at most {MAX_MARKET_JUMP_SECONDS:g} s allowed)")
+                             f"(at most {max_ahead:g} s allowed: clock_tolerance)")
     if kind == "bar":
         return Bar(_number(d, "timestamp", lo=0), _text(d, "symbol"),
                    _number(d, "open", lo=0, lo_open=True), _number(d, "high", lo=0, lo_open=True),
@@ -265,7 +288,49 @@ def decode_market(fields: dict[Any, Any], now: float | None = None) -> Bar | Nar
     raise CodecError(f"unknown market message kind {kind!r}")
 
 
-# -- ledger and positions (state in Redis) ---------------------------------------------------
+# -- agent records, ledger and positions (state in Redis) -----------------------------------
+
+
+def _count(d: dict[str, Any], key: str) -> int:
+    value = d.get(key, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CodecError(f"field '{key}' must be an integer >= 0, got {value!r}")
+    return value
+
+
+def agent_from_json(name: str, raw: str | bytes) -> AgentRecord:
+    """An agent record from the agents hash, checked: one bad record (not JSON, no name,
+    negative wins, a weight that is not a positive number) raises CodecError with the
+    reason, so the reader can skip it instead of dying on it."""
+    if isinstance(raw, str) and not raw.isascii():
+        _check_unicode(raw, "record")
+    try:
+        d = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CodecError(f"bad JSON: {exc}") from None
+    if not isinstance(d, dict):
+        raise CodecError("record must be a JSON object")
+    stored = d.get("name")
+    if not isinstance(stored, str) or not stored:
+        raise CodecError("missing field 'name'")
+    if stored != name:
+        raise CodecError(f"field 'name' is {stored!r}, but the record is stored as {name!r}")
+    personality = d.get("personality", name)
+    if not isinstance(personality, str):
+        raise CodecError("field 'personality' must be a string")
+    scores = d.get("regime_scores") or {}
+    if not isinstance(scores, dict):
+        raise CodecError("field 'regime_scores' must be an object")
+    return AgentRecord(
+        name=name, personality=personality,
+        weight=_number(d, "weight", 1.0, lo=0, lo_open=True),
+        wins=_count(d, "wins"), losses=_count(d, "losses"),
+        pnl=_number(d, "pnl", 0.0), votes=_count(d, "votes"),
+        updated=_number(d, "updated", 0.0),
+        score=_number(d, "score", 1.0, lo=0, lo_open=True),
+        regime_scores={str(k): _number(scores, k, lo=0, lo_open=True) for k in scores},
+    )
+
 
 
 def ledger_to_json(entry: LedgerEntry) -> str:

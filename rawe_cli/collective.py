@@ -57,6 +57,7 @@ CLOSED = "closed"  # position closed, P&L realized
 FLATTENED = "flattened"  # an opposite decision that closed the held position
 SKIPPED = "skipped"  # not traded: risk, market closed
 REJECTED = "rejected"  # the broker refused the order
+FINAL = frozenset((CLOSED, FLATTENED, SKIPPED, REJECTED))  # nothing will change any more
 
 
 @dataclass(slots=True)
@@ -73,6 +74,10 @@ class LedgerEntry:
     closed_at: float | None = None
     pnl: float | None = None
     fence: int = 0
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL
 
     def line(self) -> str:
         """One log line: what was decided, by whom, and what became of it."""
@@ -170,6 +175,7 @@ class Collective:
         learner: Learner | None = None,
         on_decision: Callable[[LedgerEntry], None] | None = None,
         bar_seconds: float | None = None,
+        write_ahead: bool = False,
     ) -> None:
         self.settings = settings
         self.bar_seconds = bar_seconds if bar_seconds is not None else settings.bar_seconds
@@ -194,6 +200,12 @@ class Collective:
         self.ledger: dict[str, LedgerEntry] = {}
         self.closed: list[ClosedTrade] = []
         self.pending: dict[str, _Pending] = {}
+        # Write-ahead (rawe consensus): an order is not sent when it is decided but kept
+        # here, its decision recorded as pending; the caller saves (fenced), then calls
+        # send_orders. An engine that lost its lease fails the save and sends nothing.
+        self.write_ahead = write_ahead
+        self.outbox: dict[str, Order] = {}
+        self.decisions_total = 0  # decisions recorded, including those no longer in memory
         self.dirty = Dirty()
         self.fence = 0
         self.event_time = 0.0  # the newest event time seen (bars, proposals)
@@ -306,6 +318,8 @@ class Collective:
 
     def _record(self, entry: LedgerEntry) -> None:
         entry.fence = self.fence
+        if entry.decision.id not in self.ledger:
+            self.decisions_total += 1
         self.ledger[entry.decision.id] = entry
         self.dirty.decisions.add(entry.decision.id)
         for name in entry.decision.agents:
@@ -338,7 +352,13 @@ class Collective:
             self._record(entry)
             self._close(decision.asset, EXIT_REVERSE, now, client_order_id=decision.id)
             return
-        sizing = size_order(decision, self.portfolio, self.limits)
+        # Opening orders under way (a broker that fills later, or written ahead and not sent
+        # yet) count against the limits as the positions they will become.
+        coming = [p for p in self.pending.values() if p.decision is not None
+                  and p.order.asset not in self.portfolio.positions]
+        sizing = size_order(decision, self.portfolio, self.limits, pending_count=len(coming),
+                            pending_notional=sum(p.order.qty * p.order.reference_price
+                                                 for p in coming))
         reason = blocked or sizing.reason
         if reason:
             self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED, reason=reason))
@@ -346,10 +366,11 @@ class Collective:
         side = Side.BUY if decision.direction.sign > 0 else Side.SELL
         order = Order(decision.id, decision.id, decision.asset, side, sizing.qty,
                       self.portfolio.marks[decision.asset], "open", now)
-        self._record(LedgerEntry(decision, PENDING, OrderStatus.SUBMITTED))
+        status = OrderStatus.NEW if self.write_ahead else OrderStatus.SUBMITTED
+        self._record(LedgerEntry(decision, PENDING, status))
         self.engine.set_holding(decision.asset, decision.direction)
         self.pending[order.client_order_id] = _Pending(order, decision)
-        self._apply(self.broker.submit(order), now)
+        self._send(order, now)
 
     def _close(self, asset: str, reason: str, now: float,
                client_order_id: str | None = None) -> list[ClosedTrade]:
@@ -371,14 +392,55 @@ class Collective:
         side = Side.SELL if pos.direction.sign > 0 else Side.BUY
         order = Order(coid, pos.decision_id, asset, side, pos.qty, pos.mark, "close", now)
         self.pending[coid] = _Pending(order, None, close_reason=reason)
+        return self._send(order, now)
+
+    def _send(self, order: Order, now: float) -> list[ClosedTrade]:
+        if self.write_ahead:
+            self.outbox[order.client_order_id] = order
+            return []
         return self._apply(self.broker.submit(order), now)
 
+    def send_orders(self, now: float) -> list[ClosedTrade]:
+        """Write-ahead: send the orders decided since the last call. Call it only after the
+        state that records them was saved."""
+        out, self.outbox = self.outbox, {}
+        closed: list[ClosedTrade] = []
+        for coid, order in out.items():
+            if coid in self.pending:
+                closed.extend(self._apply(self.broker.submit(order), now))
+        return closed
+
     def poll_orders(self, now: float) -> list[ClosedTrade]:
-        """Ask the broker about every order still under way."""
+        """Ask the broker about every order still under way (not those not sent yet)."""
         closed: list[ClosedTrade] = []
         for coid in list(self.pending):
-            closed.extend(self._apply(self.broker.poll(coid), now))
+            if coid not in self.outbox:
+                closed.extend(self._apply(self.broker.poll(coid), now))
         return closed
+
+    def prune(self, now: float, keep_seconds: float, keep_final: int = 200) -> int:
+        """Bounded memory: forget final decisions (closed, skipped, ...) older than
+        `keep_seconds`, beyond the newest `keep_final`, once saved; the ledger in Redis
+        keeps them. Open and pending decisions always stay. Returns how many were dropped.
+        Closed trades kept for reports: the newest `keep_final`."""
+        if len(self.closed) > keep_final:
+            del self.closed[:len(self.closed) - keep_final]
+        final = [e for e in self.ledger.values() if e.status in FINAL]
+        if len(final) <= keep_final:
+            return 0
+        final.sort(key=lambda e: (e.closed_at or e.decision.timestamp, e.decision.id))
+        cutoff = now - keep_seconds
+        dropped = 0
+        for e in final[:len(final) - keep_final]:
+            did = e.decision.id
+            if (e.closed_at or e.decision.timestamp) >= cutoff:
+                break
+            if did in self.dirty.decisions or any(
+                    p.order.decision_id == did for p in self.pending.values()):
+                continue
+            del self.ledger[did]
+            dropped += 1
+        return dropped
 
     # -- fills ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ DEFAULT_COOLDOWN = bars(6)
 DEFAULT_STOP = Level(3.0, VOL)
 DEFAULT_TAKE = Level(4.0, VOL)
 SIGNAL_TYPES = tuple(t.value for t in SignalType)
+DEFAULT_ARCHIVE = "~/.local/share/rawe/{namespace}-decisions.jsonl"
 
 SETTINGS_FIELDS: tuple[Field, ...] = (
     Field("symbols", "str_list", ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD"),
@@ -69,6 +70,15 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           lo_open=True),
     Field("max_weight", "float", 3.0, "Learned schemes: upper bound of a score.", lo=0,
           lo_open=True),
+    Field("clock_tolerance", "time", 60.0, "Live: the most a proposal may be stamped ahead of "
+          "the engine's clock, and a bar or narrative event ahead of the wall clock; further "
+          "ahead is dead-lettered.",
+          lo=0, lo_open=True),
+    Field("ledger_retention", "time", 604800.0, "Live: closed, skipped and rejected decisions "
+          "older than this move from Redis to the archive file (7 days; 1h, 2d, ...).",
+          lo=0, lo_open=True),
+    Field("archive", "str", DEFAULT_ARCHIVE, "Live: the decision archive, a JSON-lines file "
+          "(append-only) that `rawe decisions --archived` reads; {namespace} is replaced."),
 )
 
 PERSONALITY_FIELDS: tuple[Field, ...] = (
@@ -144,13 +154,21 @@ class Settings:
     learning_rate: float = 0.1
     min_weight: float = 0.1
     max_weight: float = 3.0
+    clock_tolerance: float = 60.0
+    ledger_retention: float = 604800.0
+    archive: str = DEFAULT_ARCHIVE
 
     def __post_init__(self) -> None:
         # Python callers may pass plain numbers (seconds) or strings ("3b", "5m").
         for name in ("window", "narrative_half_life", "signal_cooldown"):
             object.__setattr__(self, name, parse_duration(getattr(self, name)))
-        object.__setattr__(self, "tick_seconds",
-                           parse_duration(self.tick_seconds, allow_bars=False).value)
+        for name in ("tick_seconds", "clock_tolerance", "ledger_retention"):
+            object.__setattr__(self, name,
+                               parse_duration(getattr(self, name), allow_bars=False).value)
+
+    def archive_path(self) -> Path:
+        """Where decisions past the ledger retention go."""
+        return Path(self.archive.replace("{namespace}", self.namespace)).expanduser()
 
     @property
     def bar_seconds(self) -> float:

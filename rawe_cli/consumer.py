@@ -3,7 +3,8 @@
 Acknowledgement follows the vote's life, so the stream's pending list holds exactly the
 votes still alive in the engine's windows:
 
-* a rejected message is dead-lettered (with the reason) and acked;
+* a rejected message is dead-lettered (with the reason) and acked, in the same fenced
+  write: a dead letter is written exactly once;
 * a duplicate, expired or unknown-agent proposal is acked at once (the unknown one is also
   dead-lettered);
 * an accepted proposal stays pending until a decision consumes it or its window expires,
@@ -12,22 +13,38 @@ votes still alive in the engine's windows:
 So a crash loses no vote: a restarted engine reclaims the pending entries (XAUTOCLAIM) and
 counts them again; a decision already in the ledger has the same deterministic id and is
 never executed twice.
+
+A proposal id counts once, across restarts too: every id a write counts is recorded in Redis
+(`<ns>:seen`, with the entry id it came from, dropped after its window) in the same fenced
+write, which refuses an id already counted from another entry; a restored engine loads them.
+A reclaimed entry whose id was counted from that very entry is a live vote, not a duplicate.
+
+Orders are written ahead: the collective keeps the orders it decides (`Collective.outbox`);
+they are sent only after the write that records their decisions, and the fills are saved by
+a second write. An engine that lost its lease fails the first write and sends nothing.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rawe_cli import codec
-from rawe_cli.bus import Bus, Entry
+from rawe_cli.bus import Bus, Entry, Token, dead_letter_fields
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
 from rawe_cli.errors import CodecError, RaweError
 from rawe_cli.keys import CONSENSUS_GROUP
 from rawe_cli.models import Decision
-from rawe_cli.store import Store
+from rawe_cli.store import SeenId, Store
+
+_COUNTED = (cs.ACCEPTED, cs.DECIDED, cs.SUPPRESSED)  # statuses that mark an id as seen
+MISS_TTL = 1.0  # an agent looked up and not found is not looked up again for this long
+LOOKUPS_PER_SECOND = 200  # at most, for agents not known yet (a flood costs no more)
 
 
 @dataclass(slots=True)
@@ -51,10 +68,11 @@ class ProposalConsumer:
         *,
         consumer: str,
         secret: str | None = None,
-        fence: int | None = None,
+        fence: Token | None = None,
         on_decision: Callable[[Decision], None] | None = None,
         group: str = CONSENSUS_GROUP,
-        refresh_agents: Callable[[], Awaitable[None]] | None = None,
+        lookup_agent: Callable[[str], Awaitable[bool]] | None = None,
+        max_ahead: float = codec.MAX_FUTURE_SECONDS,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -64,8 +82,17 @@ class ProposalConsumer:
         self.fence = fence
         self.on_decision = on_decision
         self.group = group
-        self.refresh_agents = refresh_agents  # reload the registry before refusing an agent
+        # Look an agent up in the registry before refusing it (registered since the last
+        # look): True if it was found and added.
+        self.lookup_agent = lookup_agent
+        self._missing: dict[str, float] = {}  # agent -> monotonic time it was not found
+        self._budget = (0.0, 0)  # (second, lookups in it)
+        self.max_ahead = max_ahead  # the clock tolerance for a proposal's timestamp
         self.stream = bus.keys.proposals
+        self.dead: list[dict[str, str]] = []  # dead letters for the next write
+        self._unsaved_acks: list[str] = []  # of a write that did not reach Redis
+        self._unsaved_seen: list[SeenId] = []
+        self._trimmed = -math.inf  # event time of the last trim of the seen ids
         self.stats = ConsumerStats()
         self._live: dict[str, str] = {}  # proposal id -> entry id, while the vote lives
         self._expiries: list[tuple[float, str]] = []  # (expiry, proposal id)
@@ -77,14 +104,14 @@ class ProposalConsumer:
         """Take over every pending entry (a previous engine's live votes) and apply them."""
         entries = await self.bus.reclaim(self.stream, self.group, self.consumer, 0)
         self.stats.reclaimed += len(entries)
-        await self.apply(entries, now)
+        await self.apply(entries, now, redelivered=True)
         return len(entries)
 
     async def claim_stale(self, now: float, min_idle_ms: int) -> int:
         """Take over entries another consumer read and left idle (a deposed engine's)."""
         entries = await self.bus.claim_idle(self.stream, self.group, self.consumer, min_idle_ms)
         self.stats.reclaimed += len(entries)
-        await self.apply(entries, now)
+        await self.apply(entries, now, redelivered=True)
         return len(entries)
 
     async def poll(self, now: float | Callable[[], float], *, block_ms: int | None = None,
@@ -105,32 +132,84 @@ class ProposalConsumer:
             if n == 0:
                 return total
 
-    async def apply(self, entries: list[Entry], now: float) -> None:
+    async def _live_again(self, entries: list[Entry]) -> None:
+        """Redelivered entries (reclaimed or claimed) whose proposal id was counted from
+        that same entry are live votes of a previous engine: let them count again."""
+        ids: dict[str, str] = {}
+        for entry_id, fields in entries:
+            try:
+                ids[codec.decode_proposal(fields, secret=self.secret).id] = entry_id
+            except CodecError:
+                continue
+        known = await self.store.seen_entries(list(ids))
+        for pid, eid in known.items():
+            if ids.get(pid) == eid:
+                self.col.engine.unsee(pid)
+
+    async def _lookup(self, agent: str) -> bool:
+        """Is this agent registered after all? One HGET, not a reload of the registry; a
+        name not found is not asked again for MISS_TTL, and at most LOOKUPS_PER_SECOND
+        lookups are made (a flood of unknown names costs a dict lookup each)."""
+        if self.lookup_agent is None:
+            return False
+        mono = time.monotonic()
+        missed = self._missing.get(agent)
+        if missed is not None and mono - missed < MISS_TTL:
+            return False
+        second, used = self._budget
+        if int(mono) != second:
+            second, used = int(mono), 0
+            if len(self._missing) > 10_000:
+                self._missing.clear()
+        if used >= LOOKUPS_PER_SECOND:
+            return False
+        self._budget = (second, used + 1)
+        if await self.lookup_agent(agent):
+            self._missing.pop(agent, None)
+            return True
+        self._missing[agent] = mono
+        return False
+
+    def note_dead(self, source: str, entry_id: str, fields: dict[Any, Any], reason: str,
+                  now: float) -> None:
+        """A dead letter for the next write (market messages, bad state records)."""
+        self.dead.append(dead_letter_fields(source, entry_id, fields, reason, now))
+        self.stats.dead_lettered += 1
+        key = reason.split(":")[0]
+        self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
+
+    async def apply(self, entries: list[Entry], now: float, *, redelivered: bool = False
+                    ) -> None:
         """Apply entries, save, then ack what no longer needs to stay pending."""
+        if redelivered and entries:
+            await self._live_again(entries)
         to_ack: list[str] = []
-        dead: list[tuple[str, dict[str, str], str]] = []
+        seen: list[SeenId] = []
         decisions: list[Decision] = []
+        window = self.col.engine.window
         for entry_id, fields in entries:
             self.stats.read += 1
             try:
-                proposal = codec.decode_proposal(fields, now=now, secret=self.secret)
+                proposal = codec.decode_proposal(fields, now=now, secret=self.secret,
+                                                 max_ahead=self.max_ahead)
                 status, decision = self.col.on_proposal(proposal, now)
-                if status == cs.UNKNOWN_AGENT and self.refresh_agents is not None:
-                    await self.refresh_agents()
+                if status == cs.UNKNOWN_AGENT and await self._lookup(proposal.agent):
                     status, decision = self.col.on_proposal(proposal, now)
             except CodecError as exc:
-                dead.append((entry_id, fields, str(exc)))
+                self.note_dead(self.stream, entry_id, fields, str(exc), now)
                 to_ack.append(entry_id)
                 continue
             except RaweError:
                 raise  # the user must act (e.g. broker keys rejected): stop, state is saved
             except Exception as exc:  # a bug must not wedge the stream
                 # Left pending, this entry would stop every engine that reclaims it.
-                dead.append((entry_id, fields, f"internal error: {type(exc).__name__}: {exc}"))
+                self.note_dead(self.stream, entry_id, fields,
+                               f"internal error: {type(exc).__name__}: {exc}", now)
                 to_ack.append(entry_id)
                 continue
             if status == cs.UNKNOWN_AGENT:
-                dead.append((entry_id, fields, f"agent {proposal.agent!r} is not registered"))
+                self.note_dead(self.stream, entry_id, fields,
+                               f"agent {proposal.agent!r} is not registered", now)
                 to_ack.append(entry_id)
                 continue
             if status == cs.DUPLICATE or status == cs.EXPIRED:
@@ -141,6 +220,8 @@ class ProposalConsumer:
                 if self._live.get(proposal.id) != entry_id:
                     to_ack.append(entry_id)
                 continue
+            if status in _COUNTED:
+                seen.append((proposal.id, entry_id, proposal.timestamp + window))
             self.stats.accepted += 1
             replaced = self.col.engine.replaced  # the agent's older vote on the asset, if any
             if replaced is not None:
@@ -148,8 +229,7 @@ class ProposalConsumer:
                 if eid is not None:
                     to_ack.append(eid)
             self._live[proposal.id] = entry_id
-            heapq.heappush(self._expiries, (proposal.timestamp + self.col.engine.window,
-                                            proposal.id))
+            heapq.heappush(self._expiries, (proposal.timestamp + window, proposal.id))
             if decision is not None:  # decided or suppressed: its votes are consumed
                 if status == cs.DECIDED:
                     decisions.append(decision)
@@ -158,20 +238,43 @@ class ProposalConsumer:
                     if eid is not None:
                         to_ack.append(eid)
         to_ack.extend(self._expired(now))
-        for entry_id, fields, reason in dead:
-            await self.bus.dead_letter(self.stream, entry_id, fields, reason, now)
-            self.stats.dead_lettered += 1
-            key = reason.split(":")[0]
-            self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
-        # The state and the acks of what it records go in one atomic, fenced write.
-        # A batch that was read is always checked against the fence: an engine deposed
-        # while it had nothing to write must learn it now, not keep reading.
-        await self.store.save(self.col, self.fence, (self.stream, self.group, to_ack),
-                              lazy_votes=True, verify=bool(entries))
+        # The state, the seen ids, the dead letters and the acks of what it records go in
+        # one atomic, fenced write. A batch that was read is always checked against the
+        # fence: an engine deposed while it had nothing to write must learn it now.
+        await self.commit(now, to_ack, seen, verify=bool(entries))
         self.stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:
                 self.on_decision(d)
+
+    async def commit(self, now: float, acks: list[str] = (),  # type: ignore[assignment]
+                     seen: list[SeenId] = (),  # type: ignore[assignment]
+                     *, verify: bool = False) -> None:
+        """Save (fenced) with the acks, seen ids and dead letters; then send the orders the
+        saved state records (write-ahead) and save their fills."""
+        dead, self.dead = self.dead, []
+        trim = None
+        if now - self._trimmed >= 1.0 and (acks or seen or verify):  # at most once a second
+            trim, self._trimmed = now, now
+        acks = [*self._unsaved_acks, *acks]
+        seen = [*self._unsaved_seen, *seen]
+        try:
+            await self.store.save(self.col, self.fence, (self.stream, self.group, acks),
+                                  seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
+                                  verify=verify)
+        except BaseException:
+            # Not written (Redis unreachable): keep them for the write that follows.
+            self.dead[:0] = dead
+            self._unsaved_acks, self._unsaved_seen = acks, seen
+            raise
+        self._unsaved_acks, self._unsaved_seen = [], []
+        await self.send_orders(now)
+
+    async def send_orders(self, now: float) -> None:
+        """Send what the saved state records as decided and not sent, then save the fills."""
+        if self.col.outbox:
+            self.col.send_orders(now)
+            await self.store.save(self.col, self.fence, lazy_votes=True)
 
     def _expired(self, now: float) -> list[str]:
         out: list[str] = []
@@ -185,5 +288,4 @@ class ProposalConsumer:
 
     async def expire(self, now: float) -> None:
         """Save the state, with the acks of entries whose votes have expired."""
-        await self.store.save(self.col, self.fence, (self.stream, self.group,
-                                                     self._expired(now)))
+        await self.commit(now, self._expired(now))

@@ -27,3 +27,15 @@ class Fenced(Exception):
 
 class UsageError(RaweError):
     """A bad command line (an option's value, options that do not go together): exit 2."""
+
+
+class RedisLost(Exception):
+    """Redis lost its data under a running engine (it restarted empty): the consumer group,
+    the fencing token or the state marker is gone. Not an error of the user's: the engine
+    recovers (re-creates the group, rewrites its state or stands by)."""
+
+
+class StateDiverged(Exception):
+    """The fenced write found Redis disagreeing with the engine's memory (a proposal id it
+    thought new is already recorded under another entry): nothing was written; the engine
+    drops its memory and restores from Redis."""

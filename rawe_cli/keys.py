@@ -56,9 +56,23 @@ class Keys:
         return self._k("portfolio")
 
     @property
+    def open_decisions(self) -> str:
+        """Set: ids of decisions not final yet (pending or open): a restore reads these and
+        the newest few, never the whole ledger."""
+        return self._k("decisions:open")
+
+    @property
     def seen_proposals(self) -> str:
-        """Hash: proposal id -> stream id, so a redelivered proposal never counts twice."""
+        """Hash: proposal id -> stream entry id it was counted from, so a proposal id never
+        counts twice, across restarts too (a redelivery of the same entry is not a
+        duplicate: it is a live vote being reclaimed)."""
         return self._k("seen")
+
+    @property
+    def seen_expiry(self) -> str:
+        """Sorted set: proposal id scored by the end of its window; ids past it are trimmed
+        from `seen_proposals` (a proposal that old is refused as expired anyway)."""
+        return self._k("seen:expiry")
 
     @property
     def marks(self) -> str:
@@ -74,6 +88,19 @@ class Keys:
     def fence(self) -> str:
         """Counter: the fencing token, incremented at every lease acquisition."""
         return self._k("fence")
+
+    @property
+    def fence_epoch(self) -> str:
+        """String: a random epoch written with every lease acquisition. A token is the pair
+        (counter, epoch): after Redis restarts empty the counter starts at 1 again, the
+        epoch never repeats, so a token from before the restart cannot pass."""
+        return self._k("fence:epoch")
+
+    @property
+    def marker(self) -> str:
+        """String: the collective's state marker, a random id written with its first state.
+        Gone means Redis came back empty: an engine that knew it never starts from nothing."""
+        return self._k("state-marker")
 
     @property
     def regime_weights(self) -> str:

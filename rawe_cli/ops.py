@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rawe_cli import codec
@@ -62,19 +64,43 @@ async def inject(
         await client.aclose()
 
 
-async def read_agents(redis_url: str, keys: Keys) -> list[dict[str, Any]]:
+def _warn(line: str) -> None:
+    import sys
+
+    sys.stderr.write(f"rawe: warning: {line}\n")
+
+
+async def read_agents(redis_url: str, keys: Keys,
+                      warn: Callable[[str], None] = _warn) -> list[dict[str, Any]]:
+    """Every readable agent record; an unreadable one is skipped with a warning."""
     client = await connect(redis_url)
     try:
-        records = await Store(client, keys).agents()
+        store = Store(client, keys)
+        records = await store.agents()
+        for name, (reason, _) in sorted(store.bad_agents.items()):
+            warn(f"agent record {name!r} is unreadable ({reason}); skipped")
         return [records[n].to_dict() for n in sorted(records)]
     finally:
         await client.aclose()
 
 
-async def read_decisions(redis_url: str, keys: Keys, limit: int | None) -> list[dict[str, Any]]:
-    """The ledger, newest first."""
+async def read_decisions(redis_url: str, keys: Keys, limit: int | None,
+                         archive_path: Path | None = None,
+                         warn: Callable[[str], None] = _warn) -> list[dict[str, Any]]:
+    """The ledger, newest first; with `archive_path`, the archived decisions too."""
     client = await connect(redis_url)
     try:
-        return [e.to_dict() for e in await Store(client, keys).ledger(limit)]
+        store = Store(client, keys)
+        live = [e.to_dict() for e in await store.ledger(limit)]
+        for did, reason in sorted(store.bad_decisions.items()):
+            warn(f"decision {did!r} is unreadable ({reason}); skipped")
     finally:
         await client.aclose()
+    if archive_path is None:
+        return live
+    from rawe_cli import archive
+
+    ids = {d["id"] for d in live}
+    rows = live + [d for d in archive.read(archive_path) if d["id"] not in ids]
+    rows.sort(key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)
+    return rows if limit is None else rows[:limit]

@@ -146,7 +146,7 @@ def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None
         "event_time": state.now,
         "signals": state.signals,
         "proposals": state.proposals,
-        "decisions": len(col.ledger),
+        "decisions": max(col.decisions_total, len(col.ledger)),
         "closed_positions": col.portfolio.closed_count,
         "engine": dict(col.engine.stats),
     }

@@ -1,9 +1,15 @@
-"""Durable state in Redis: agent records, the decision ledger, open positions, the portfolio.
+"""Durable state in Redis: agent records, the decision ledger, open positions, the portfolio,
+the proposal ids already counted.
 
 Writes of the consensus engine are fenced: `save` runs as one Lua script that first checks
-the fencing token and then applies every write (and the acks of the proposals whose effect
-it records) atomically, so an engine that has lost its lease can never record an order or a
-fill after its successor started (it gets `Fenced` and stands by).
+the fencing token (counter and epoch) and then applies every write (with the acks of the
+proposals whose effect it records, and the dead letters of those it refused) atomically, so
+an engine that has lost its lease can never record an order or a fill after its successor
+started (it gets `Fenced` and stands by), and a dead letter is written exactly once.
+
+A Redis that came back empty is told apart by the state marker (`keys.marker`): the engine
+that still holds the state writes all of it back with `rewrite`, atomically and only while
+the marker is absent.
 """
 
 from __future__ import annotations
@@ -12,32 +18,75 @@ import json
 from typing import Any
 
 from rawe_cli import codec
-from rawe_cli.bus import Command, chunked, fenced_write
+from rawe_cli.bus import Command, Token, chunked, fenced_write, write_if_empty, xadd_command
 from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
+from rawe_cli.errors import CodecError
 from rawe_cli.keys import Keys
 from rawe_cli.models import Position
+
+RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
+TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
+SeenId = tuple[str, str, float]  # proposal id, stream entry id, end of its window
+OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
 
 
 class Store:
     def __init__(self, client: Any, keys: Keys) -> None:
         self.r = client
         self.keys = keys
+        self.bad_agents: dict[str, tuple[str, str]] = {}  # name -> (reason, raw record)
+        self.bad_decisions: dict[str, str] = {}  # id -> reason
 
     # -- reads ------------------------------------------------------------------------------
 
     async def agents(self) -> dict[str, AgentRecord]:
+        """Every readable agent record. An unreadable one (not JSON, no name, negative wins,
+        ...) is left out and listed in `bad_agents` with the reason: one bad record must
+        not stop the engine or `rawe weights`."""
         raw = await self.r.hgetall(self.keys.agents)
-        return {name: AgentRecord.from_dict(json.loads(v)) for name, v in raw.items()}
+        good: dict[str, AgentRecord] = {}
+        self.bad_agents = {}
+        for name, value in raw.items():
+            try:
+                good[name] = codec.agent_from_json(name, value)
+            except CodecError as exc:
+                self.bad_agents[name] = (str(exc), value)
+        return good
+
+    async def agent(self, name: str) -> AgentRecord | None:
+        """One agent's record (None if it is not registered or unreadable)."""
+        raw = await self.r.hget(self.keys.agents, name)
+        if raw is None:
+            return None
+        try:
+            return codec.agent_from_json(name, raw)
+        except CodecError as exc:
+            self.bad_agents[name] = (str(exc), raw)
+            return None
 
     async def ledger(self, limit: int | None = None) -> list[LedgerEntry]:
-        """Decisions, newest first."""
+        """Decisions, newest first (an unreadable entry is skipped, see `bad_decisions`)."""
         end = -1 if limit is None else limit - 1
         ids = await self.r.zrevrange(self.keys.decision_index, 0, end)
+        return await self._entries(ids)
+
+    async def _entries(self, ids: list[str]) -> list[LedgerEntry]:
         if not ids:
             return []
         raws = await self.r.hmget(self.keys.decisions, ids)
-        return [codec.ledger_from_json(r) for r in raws if r]
+        out = []
+        for did, raw in zip(ids, raws, strict=True):
+            if not raw:
+                continue
+            try:
+                out.append(codec.ledger_from_json(raw))
+            except (ValueError, KeyError, TypeError) as exc:
+                self.bad_decisions[did] = f"{type(exc).__name__}: {exc}"
+        return out
+
+    async def decision_count(self) -> int:
+        return int(await self.r.zcard(self.keys.decision_index))
 
     async def positions(self) -> dict[str, Position]:
         raw = await self.r.hgetall(self.keys.positions)
@@ -54,6 +103,52 @@ class Store:
     async def fence(self) -> int:
         return int(await self.r.get(self.keys.fence) or 0)
 
+    async def marker(self) -> str | None:
+        return await self.r.get(self.keys.marker)
+
+    async def seen(self) -> dict[str, tuple[str, float]]:
+        """Proposal id -> (entry id it was counted from, end of its window)."""
+        entries = await self.r.hgetall(self.keys.seen_proposals)
+        expiries = dict(await self.r.zrange(self.keys.seen_expiry, 0, -1, withscores=True))
+        return {pid: (eid, float(expiries.get(pid, 0.0))) for pid, eid in entries.items()}
+
+    async def seen_entries(self, proposal_ids: list[str]) -> dict[str, str]:
+        """The entry id each of these proposal ids was counted from (if it was)."""
+        if not proposal_ids:
+            return {}
+        got = await self.r.hmget(self.keys.seen_proposals, proposal_ids)
+        return {pid: eid for pid, eid in zip(proposal_ids, got, strict=True) if eid}
+
+    async def persistence(self) -> tuple[bool | None, str]:
+        """(does Redis keep its data across a restart?, one line saying how)."""
+        import redis.exceptions as rex
+
+        try:
+            aof = (await self.r.config_get("appendonly")).get("appendonly", "")
+            save = (await self.r.config_get("save")).get("save", "")
+        except rex.ResponseError as exc:
+            return None, f"unknown (CONFIG GET refused: {str(exc).splitlines()[0]})"
+        if aof == "yes":
+            return True, "AOF on (appendonly yes): the state survives a Redis restart"
+        if save:
+            return False, (f"RDB snapshots only (save '{save}'), no AOF: a Redis restart "
+                           "loses the writes since the last snapshot; start redis-server "
+                           "with --appendonly yes for live use")
+        return False, ("NONE (appendonly no, no RDB snapshots): a Redis restart loses "
+                       "everything; start redis-server with --appendonly yes for live use")
+
+    async def old_decisions(self, cutoff: float, limit: int) -> list[LedgerEntry]:
+        """Final decisions stamped before `cutoff`, oldest first (at most `limit`)."""
+        k = self.keys
+        skip = int(await self.r.scard(k.open_decisions))
+        ids = await self.r.zrangebyscore(k.decision_index, "-inf", repr(cutoff), start=0,
+                                         num=limit + skip)
+        if not ids:
+            return []
+        open_ids = set(await self.r.smembers(k.open_decisions))
+        ids = [i for i in ids if i not in open_ids][:limit]  # (the sentinel is no id)
+        return [e for e in await self._entries(ids) if e.final]
+
     # -- agents registration (by the agents processes) --------------------------------------
 
     async def register_agents(self, records: list[AgentRecord]) -> None:
@@ -65,40 +160,42 @@ class Store:
 
     # -- the engine's writes ----------------------------------------------------------------
 
-    async def save(self, col: Collective, fence: int | None = None,
-                   acks: tuple[str, str, list[str]] | None = None, *,
-                   lazy_votes: bool = False, verify: bool = False) -> None:
-        """Write what changed in `col` (its `dirty` sets) and ack `acks` (stream, group,
-        entry ids), atomically and in one round trip, then clear the dirty sets.
-
-        With `fence`, nothing is written unless the stored fencing token still equals it
-        (raises Fenced); with `verify` the token is checked even when nothing changed. With
-        `lazy_votes`, agents whose only change is a vote counter wait for a later save (the
-        hot path saves every batch; counters need not).
-        """
+    def _state_commands(self, col: Collective, *, everything: bool = False,
+                        lazy_votes: bool = False) -> list[Command]:
+        """The writes of what changed in `col` (its dirty sets), or of everything it holds."""
         dirty = col.dirty
         k = self.keys
         commands: list[Command] = []
-        names = dirty.agents if lazy_votes else dirty.agents | dirty.votes
+        if everything:
+            names: set[str] = set(col.records)
+        else:
+            names = dirty.agents if lazy_votes else dirty.agents | dirty.votes
         # One command per hash (not per field): at full load a save carries hundreds of
         # decisions, and each command costs a round of packing and parsing.
         agents = [w for name in names if (rec := col.records.get(name)) is not None
                   for w in (name, json.dumps(rec.to_dict()))]
         commands += chunked("HSET", k.agents, agents)
-        if dirty.decisions:
-            entries = [col.ledger[did] for did in dirty.decisions]
+        ids = col.ledger if everything else dirty.decisions
+        entries = [col.ledger[did] for did in ids if did in col.ledger]
+        if entries:
             commands += chunked("HSET", k.decisions, [
                 w for e in entries for w in (e.decision.id, codec.ledger_to_json(e))])
             commands += chunked("ZADD", k.decision_index, [
                 w for e in entries for w in (repr(e.decision.timestamp), e.decision.id)])
+            still = [e.decision.id for e in entries if not e.final]
+            done = [e.decision.id for e in entries if e.final]
+            # OPEN_SENTINEL keeps the set in existence: it says the ledger has one
+            commands += chunked("SADD", k.open_decisions, [OPEN_SENTINEL, *still])
+            commands += chunked("SREM", k.open_decisions, done)
         held = col.portfolio.positions
-        gone = [asset for asset in dirty.positions if asset not in held]
-        kept = [w for asset in dirty.positions if asset in held
+        touched = set(held) if everything else dirty.positions
+        gone = [asset for asset in touched if asset not in held]
+        kept = [w for asset in touched if asset in held
                 for w in (asset, codec.position_to_json(held[asset]))]
         commands += chunked("HDEL", k.positions, gone)
         commands += chunked("HSET", k.positions, kept)
         pf = col.portfolio
-        if dirty.portfolio or dirty.positions or dirty.marks:
+        if everything or dirty.portfolio or dirty.positions or dirty.marks:
             commands.append(("HSET", k.portfolio,
                              "initial_cash", repr(pf.initial_cash),
                              "cash", repr(pf.cash),
@@ -108,19 +205,81 @@ class Store:
                              "equity", repr(pf.equity()),
                              "unrealized_pnl", repr(pf.unrealized()),
                              "event_time", repr(col.event_time)))
-        if dirty.marks and pf.marks:
+        if (everything or dirty.marks) and pf.marks:
             commands += chunked("HSET", k.marks,
                                 [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
+        return commands
+
+    def _seen_commands(self, seen: list[SeenId], trim_before: float | None) -> list[Command]:
+        k = self.keys
+        commands: list[Command] = []
+        if seen:
+            commands += chunked("HSET", k.seen_proposals,
+                                [w for pid, eid, _ in seen for w in (pid, eid)])
+            commands += chunked("ZADD", k.seen_expiry,
+                                [w for pid, _, exp in seen for w in (repr(exp), pid)])
+        if trim_before is not None:
+            commands.append(("RAWE.TRIM", k.seen_proposals, k.seen_expiry,
+                             repr(trim_before), str(TRIM_PER_SAVE)))
+        return commands
+
+    async def save(self, col: Collective, fence: Token | None = None,
+                   acks: tuple[str, str, list[str]] | None = None, *,
+                   seen: list[SeenId] = (),  # type: ignore[assignment]
+                   dead: list[dict[str, str]] = (),  # type: ignore[assignment]
+                   trim_before: float | None = None,
+                   lazy_votes: bool = False, verify: bool = False) -> None:
+        """Write what changed in `col` (its `dirty` sets), record the proposal ids `seen`
+        (id, entry id, end of window), write the dead letters `dead` and ack `acks`
+        (stream, group, entry ids), atomically and in one round trip, then clear the dirty
+        sets.
+
+        With `fence`, nothing is written unless the stored token still equals it (raises
+        Fenced, or RedisLost when Redis lost the state); a seen id already counted from
+        another entry raises StateDiverged, and nothing is written. With `verify` the token
+        is checked even when nothing changed. With `lazy_votes`, agents whose only change is
+        a vote counter wait for a later save (the hot path saves every batch; counters need
+        not). With `trim_before`, seen ids whose window ended before it are dropped.
+        """
+        dirty = col.dirty
+        commands = self._state_commands(col, lazy_votes=lazy_votes)
+        commands += self._seen_commands(seen, trim_before)
+        commands += [xadd_command(self.keys.dead_letter, d) for d in dead]
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
-        await fenced_write(self.r, k.fence, fence, commands, verify=verify)
-        votes = dirty.votes - names if lazy_votes else set()
+        await fenced_write(self.r, self.keys, fence, commands,
+                           seen=[(pid, eid) for pid, eid, _ in seen], verify=verify)
+        votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         dirty.clear()
         dirty.votes.update(votes)
 
+    async def forget_decisions(self, fence: Token | None, ids: list[str]) -> None:
+        """Remove archived decisions from the ledger (fenced)."""
+        k = self.keys
+        await fenced_write(self.r, self.keys, fence, [*chunked("HDEL", k.decisions, ids),
+                                                      *chunked("ZREM", k.decision_index, ids),
+                                                      *chunked("SREM", k.open_decisions, ids)])
+
+    async def rewrite(self, col: Collective, marker: str, owner: str, ttl_ms: int,
+                      epoch: str, seen: dict[str, float]) -> tuple[str, str]:
+        """Write everything `col` holds (and the seen ids) into a Redis that lost the state,
+        only while the state marker is absent; then set the marker and take the lease if it
+        is free. See `bus.write_if_empty` for the outcomes."""
+        commands = self._state_commands(col, everything=True)
+        commands += self._seen_commands([(pid, "-", exp) for pid, exp in seen.items()], None)
+        outcome = await write_if_empty(self.r, self.keys, marker, owner, ttl_ms, epoch,
+                                       commands)
+        if outcome[0] != "taken":
+            col.dirty.clear()
+        return outcome
+
     async def restore(self, col: Collective) -> dict[str, int]:
-        """Load a previous engine's state into a fresh collective; returns what was loaded."""
+        """Load a previous engine's state into a fresh collective; returns what was loaded.
+
+        Open decisions and the newest RESTORE_RECENT others are loaded, not the whole ledger:
+        a restore takes the same time after a week as after a minute.
+        """
         records = await self.agents()
         for name, rec in records.items():
             if name in col.records:
@@ -129,8 +288,19 @@ class Store:
                 col.engine.set_weight(name, rec.weight)
             else:
                 col.add_agent(rec)
-        for entry in await self.ledger():
-            col.ledger[entry.decision.id] = entry
+        k = self.keys
+        if await self.r.exists(k.open_decisions) or not await self.r.exists(k.decisions):
+            open_ids = list(await self.r.smembers(k.open_decisions) - {OPEN_SENTINEL})
+            for entry in await self._entries(open_ids):
+                col.ledger[entry.decision.id] = entry
+            for entry in await self.ledger(RESTORE_RECENT):
+                col.ledger.setdefault(entry.decision.id, entry)
+            migrate: list[str] = []
+        else:  # a ledger written before the open set existed: read it whole, once
+            for entry in await self.ledger():
+                col.ledger[entry.decision.id] = entry
+            migrate = [did for did, e in col.ledger.items() if not e.final]
+        col.decisions_total = await self.decision_count()
         positions = await self.positions()
         pf = col.portfolio
         for asset, pos in positions.items():
@@ -145,6 +315,10 @@ class Store:
             pf.initial_cash = stored.get("initial_cash", pf.initial_cash)
         for symbol, price in (await self.marks()).items():
             pf.mark(symbol, price)
+        seen = await self.seen()
+        for pid, (_, expiry) in seen.items():
+            col.engine.remember(pid, expiry)
         col.dirty.clear()
-        return {"agents": len(records), "decisions": len(col.ledger),
-                "positions": len(positions)}
+        col.dirty.decisions.update(migrate)  # the next save lists them in the open set
+        return {"agents": len(records), "decisions": col.decisions_total,
+                "positions": len(positions), "seen": len(seen)}

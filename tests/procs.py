@@ -73,3 +73,34 @@ def wait_until(predicate, timeout: float = 20.0, every: float = 0.2):  # type: i
             return last
         time.sleep(every)
     raise AssertionError(f"condition not met in {timeout} s (last: {last!r})")
+
+
+async def take_over(client, keys, owner: str, marker: str, ttl_ms: int = 10_000,  # type: ignore[no-untyped-def]
+                    timeout: float = 10.0):
+    """A successor's lease, once the holder's has run out (polled, not slept for)."""
+    import asyncio
+
+    from rawe_cli.lease import Lease
+
+    deadline = time.monotonic() + timeout
+    lease = Lease(client, keys, owner, ttl_ms)
+    while time.monotonic() < deadline:
+        got = await lease.try_acquire(marker)
+        if got.outcome == "ok":
+            return got
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{owner} could not take the lease in {timeout} s")
+
+
+async def claimed(consumer, want: int, timeout: float = 10.0) -> int:  # type: ignore[no-untyped-def]
+    """Claim idle entries until `want` were taken (an entry must be idle for 10 ms first)."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    total = 0
+    while time.monotonic() < deadline:
+        total += await consumer.claim_stale(time.time(), min_idle_ms=10)
+        if total >= want:
+            return total
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"claimed {total} of {want} in {timeout} s")

@@ -18,8 +18,10 @@ from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import CodecError, Fenced
 from rawe_cli.keys import CONSENSUS_GROUP, Keys
+from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
+from tests.procs import claimed, take_over
 
 
 def make(client, ns: str, name: str = "c1", fence: int | None = None):
@@ -54,7 +56,7 @@ async def poison(url: str, ns: str) -> None:
     dead = await client.xrange(keys.dead_letter)
     reasons = [f["reason"] for _, f in dead]
     assert any("out of range" in r for r in reasons)
-    assert any("bad JSON" in r for r in reasons)
+    assert any("field 'data' is not UTF-8" in r for r in reasons)
     assert consumer.stats.accepted == 1
     # nothing poisonous is left pending for the next engine to choke on
     pending = await client.xpending_range(keys.proposals, CONSENSUS_GROUP, "-", "+", 10)
@@ -105,19 +107,20 @@ def test_a_replaced_vote_is_acked_at_once(redis_url, namespace):
 
 async def deposed(url: str, ns: str) -> None:
     client = await connect(url)
-    await client.set(Keys(ns).fence, 1)
-    _, old, keys = make(client, ns, "old", fence=1)
+    keys = Keys(ns)
+    first = await Lease(client, keys, "old", 200).try_acquire()
+    _, old, keys = make(client, ns, "old", fence=first.token)
     await old.start()
-    await client.incr(keys.fence)  # a successor took over (token 2)
-    _, new, _ = make(client, ns, "new", fence=2)
+    second = await take_over(client, keys, "new", first.marker)  # once its lease ran out
+    assert second.token.counter == first.token.counter + 1
+    _, new, _ = make(client, ns, "new", fence=second.token)
     await new.start()
     bus = Bus(client, keys)
     now = time.time()
     await bus.add(keys.proposals, codec.encode_proposal(prop("a", "p1", ts=now)))
     with pytest.raises(Fenced):  # it read something: it learns it is deposed at once
         await old.poll(now)
-    await asyncio.sleep(0.05)
-    taken = await new.claim_stale(now, min_idle_ms=10)
+    taken = await claimed(new, 1)
     assert taken == 1 and "p1" in new._live  # the successor counts the vote
     await client.aclose()
 

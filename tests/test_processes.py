@@ -46,7 +46,9 @@ def files(tmp_path: Path) -> dict[str, str]:
     p = tmp_path / "fast.yaml"
     p.write_text(FAST_PERSONALITIES)
     s = tmp_path / "settings.yaml"
-    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nsymbols: [AAPL, MSFT, NVDA]\n")
+    # --speed 8: the agents' event time runs ahead of the wall clock (clock_tolerance)
+    s.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nsymbols: [AAPL, MSFT, NVDA]\n"
+                 "clock_tolerance: 1d\n")
     return {"personalities": str(p), "settings": str(s)}
 
 
@@ -66,6 +68,24 @@ def consensus(tmp_path: Path, env: dict[str, str], name: str, *extra: str) -> Pr
     rules = [] if "-c" in extra else ["--threshold", "3", "--window", "10s"]
     return Proc(["consensus", "--no-dashboard", *rules, *extra], tmp_path / f"{name}.log",
                 env)
+
+
+def read_all(env: dict[str, str], live: int) -> bool:
+    """The engine has read every proposal on the stream, and `live` are left pending (live
+    votes): a condition to poll for instead of sleeping."""
+    import redis
+
+    r = redis.Redis.from_url(env["RAWE_REDIS_URL"], decode_responses=True)
+    stream = f"{env['RAWE_NAMESPACE']}:proposals"
+    try:
+        last = r.xrevrange(stream, count=1)
+        group = {g["name"]: g for g in r.xinfo_groups(stream)}.get("consensus")
+        return bool(last and group and group["last-delivered-id"] == last[0][0]
+                    and group["pending"] == live)
+    except redis.ResponseError:
+        return False
+    finally:
+        r.close()
 
 
 def decisions(env: dict[str, str]) -> list[dict]:
@@ -118,7 +138,7 @@ def test_two_injections_do_not_decide_and_same_agent_counts_once(tmp_path, env):
     try:
         inject(env, "Ann")
         inject(env, "Bob", count=3)  # one live vote per agent and asset
-        time.sleep(1.5)
+        wait_until(lambda: read_all(env, live=2), timeout=20)
         assert decisions(env) == []
     finally:
         cons.stop()
@@ -129,7 +149,7 @@ def test_kill9_and_restart_loses_no_vote_and_trades_once(tmp_path, env):
     first.wait_for("active:")
     inject(env, "Ann")
     inject(env, "Bob")
-    time.sleep(0.8)  # both applied, pending (live votes), no decision yet
+    wait_until(lambda: read_all(env, live=2), timeout=20)  # both live votes, no decision
     first.kill9()
     second = consensus(tmp_path, env, "second", "--lease-ms", "1000")
     try:
@@ -139,7 +159,7 @@ def test_kill9_and_restart_loses_no_vote_and_trades_once(tmp_path, env):
         got = wait_until(lambda: decisions(env), timeout=10)
         assert len(got) == 1
         assert sorted(got[0]["agents"]) == HANDS  # the two votes from before the crash count
-        time.sleep(1.0)
+        wait_until(lambda: read_all(env, live=0), timeout=20)
         assert len(decisions(env)) == 1
     finally:
         second.stop()
@@ -157,7 +177,7 @@ def test_standby_takes_over_within_the_lease(tmp_path, env):
         b.wait_for("standing by:")
         inject(env, "Ann")
         inject(env, "Bob")
-        time.sleep(0.5)
+        wait_until(lambda: read_all(env, live=2), timeout=20)
         a.kill9()
         killed = time.monotonic()
         b.wait_for("active:", timeout=10)
@@ -166,7 +186,7 @@ def test_standby_takes_over_within_the_lease(tmp_path, env):
         inject(env, "Cy")
         got = wait_until(lambda: decisions(env), timeout=10)
         assert len(got) == 1 and sorted(got[0]["agents"]) == HANDS
-        token = int(b.text().split("fencing token ")[1].split(")")[0])
+        token = int(b.text().split("fencing token ")[1].split(",")[0])
         assert token >= 2
     finally:
         b.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,10 +17,11 @@ from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import Fenced
 from rawe_cli.keys import Keys
+from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
 from rawe_cli.store import Store
-from tests.conftest import free_port
-from tests.procs import Proc, rawe_json, wait_until
+from tests.procs import Proc, rawe_json, take_over, wait_until
+from tests.redis_server import RedisServer, needs_redis_server
 
 T0 = 1_767_225_600.0
 
@@ -81,13 +80,13 @@ def test_crash_between_order_and_ack_real_redis(redis_url, namespace):
 async def fenced_write(url: str, ns: str) -> None:
     client = await connect(url)
     col, _, store = engine(client, ns)
-    await client.set(Keys(ns).fence, 5)
+    first = await Lease(client, Keys(ns), "a", 200).try_acquire()
     col.mark_all_dirty()
-    await store.save(col, fence=5)  # current token: accepted
+    await store.save(col, fence=first.token)  # current token: accepted
     col.mark_all_dirty()
-    await client.incr(Keys(ns).fence)  # a successor took over
+    await take_over(client, Keys(ns), "b", first.marker)  # once its lease has run out
     with pytest.raises(Fenced):
-        await store.save(col, fence=5)
+        await store.save(col, fence=first.token)
     await client.aclose()
 
 
@@ -95,54 +94,44 @@ def test_a_fenced_engine_cannot_write(redis_url, namespace):
     asyncio.run(fenced_write(redis_url, namespace))
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="no redis-server binary")
+@needs_redis_server
 def test_processes_survive_a_redis_restart(tmp_path: Path):
-    port = free_port()
-    url = f"redis://127.0.0.1:{port}/0"
-
-    def start_redis() -> None:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port",
-                        str(port), "--save", "", "--appendonly", "no",
-                        "--dir", str(tmp_path)], check=True, capture_output=True)
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
-                                          capture_output=True, text=True).stdout.strip()
-                   == "PONG", timeout=10)
-
-    def stop_redis() -> None:
-        subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"],
-                       capture_output=True)
-        wait_until(lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"],
-                                          capture_output=True).returncode != 0, timeout=10)
-
-    start_redis()
-    env = {"RAWE_REDIS_URL": url, "RAWE_NAMESPACE": "restart"}
+    """Deterministic: every step waits for what it needs (the engine's rewrite, the agents'
+    registration, a new decision), with generous limits; nothing sleeps and hopes."""
+    server = RedisServer(tmp_path)
+    server.start()
+    env = {"RAWE_REDIS_URL": server.url, "RAWE_NAMESPACE": "restart"}
     settings = tmp_path / "s.yaml"
-    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\n")
+    settings.write_text("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nclock_tolerance: 1d\n")
     pfile = tmp_path / "p.yaml"
     from tests.test_processes import FAST_PERSONALITIES
 
     pfile.write_text(FAST_PERSONALITIES)
-    cons = Proc(["consensus", "--no-dashboard", "-c", str(settings), "--lease-ms", "1500"],
-                tmp_path / "cons.log", env)
+    cons = Proc(["consensus", "--no-dashboard", "-c", str(settings)], tmp_path / "cons.log",
+                env)
     agents = Proc(["agents", "-n", "3", "-p", str(pfile), "-c", str(settings), "--speed", "8",
                    "-q"], tmp_path / "agents.log", env)
+
+    def ledger() -> int:
+        return len(rawe_json("decisions", "--json", "--limit", "1000", env=env))
+
     try:
         cons.wait_for("active:")
-        wait_until(lambda: rawe_json("decisions", "--json", env=env), timeout=40)
-        stop_redis()
-        cons.wait_for("Redis unreachable", timeout=15)
-        agents.wait_for("Redis unreachable", timeout=15)
-        time.sleep(1.0)
-        start_redis()
-        cons.wait_for("Redis reachable again", timeout=30)
-        agents.wait_for("Redis reachable again", timeout=30)
-        # the engine wrote its state back into the empty Redis, and trading carries on
-        before = len(rawe_json("decisions", "--json", "--limit", "1000", env=env))
-        assert before >= 1
-        wait_until(lambda: len(rawe_json("decisions", "--json", "--limit", "1000", env=env))
-                   > before, timeout=60)
+        wait_until(ledger, timeout=60)
+        server.stop()
+        time.sleep(1.0)  # the fault itself: Redis is away this long
+        server.start()
+        # The engine noticed (a connection error, or NOGROUP if its retry hid the outage),
+        # wrote its state back into the empty Redis, and the agents registered again.
+        cons.wait_for("wrote this engine's state back", timeout=60)
+        agents.wait_for("registering 3 agents again", timeout=60)
+        assert "Redis unreachable" in cons.text() or "Redis lost its data" in cons.text()
+        before = wait_until(ledger, timeout=30)
+        wait_until(lambda: ledger() > before, timeout=90)  # and trading carries on
         assert len(rawe_json("weights", "--json", env=env)) == 3
+        assert cons.p.poll() is None and agents.p.poll() is None
     finally:
         agents.stop()
         cons.stop()
-        stop_redis()
+        if server.up():
+            server.stop()

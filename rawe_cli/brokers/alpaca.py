@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from rawe_cli.brokers.base import keep_newest
 from rawe_cli.errors import BrokerError, RaweError
 from rawe_cli.models import Order, OrderStatus, OrderUpdate, Side
 
@@ -400,6 +401,9 @@ class AlpacaBroker:
     def _remember(self, update: OrderUpdate) -> OrderUpdate:
         self._last[update.client_order_id] = update
         self._unconfirmed.pop(update.client_order_id, None)
+        if update.status.final:  # nothing left to re-send
+            self._sent.pop(update.client_order_id, None)
+        keep_newest(self._last)
         return update
 
     def _reject(self, coid: str, reason: str) -> OrderUpdate:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from rawe_cli.models import Order, OrderUpdate
 
@@ -25,3 +25,13 @@ class Broker(Protocol):
     def can_trade(self, symbol: str, timestamp: float) -> str:
         """Empty if orders on `symbol` may be sent now, else the reason (e.g. market closed)."""
         ...
+
+
+ORDERS_KEPT = 10_000  # orders a broker remembers (for idempotent retries), newest first
+
+
+def keep_newest(orders: dict[str, Any], limit: int = ORDERS_KEPT) -> None:
+    """Bounded memory: forget the oldest entries of an insertion-ordered dict past `limit`
+    (a retry of an order comes seconds after it, not 10,000 orders later)."""
+    while len(orders) > limit:
+        del orders[next(iter(orders))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rawe_cli.brokers.base import keep_newest
 from rawe_cli.models import Order, OrderStatus, OrderUpdate, Side
 
 
@@ -14,7 +15,8 @@ class PaperBroker:
         self.fee_rate = fee_bps / 10_000
         self.slip_rate = slippage_bps / 10_000
         self.prices: dict[str, float] = {}
-        self._orders: dict[str, OrderUpdate] = {}
+        self._orders: dict[str, OrderUpdate] = {}  # the newest ORDERS_KEPT
+        self._filled = 0  # orders taken, for broker ids
 
     def on_price(self, symbol: str, price: float, timestamp: float) -> None:
         self.prices[symbol] = price
@@ -42,9 +44,11 @@ class PaperBroker:
                 filled_qty=order.qty,
                 avg_price=fill,
                 fee=order.qty * fill * self.fee_rate,
-                broker_order_id=f"paper-{len(self._orders) + 1}",
+                broker_order_id=f"paper-{self._filled + 1}",
             )
         self._orders[order.client_order_id] = update
+        keep_newest(self._orders)
+        self._filled += 1
         return update
 
     def poll(self, client_order_id: str) -> OrderUpdate:

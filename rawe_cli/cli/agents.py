@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,15 +26,13 @@ if TYPE_CHECKING:
     from rawe_cli.feeds.synthetic import SyntheticFeed
     from rawe_cli.lines import Lines
     from rawe_cli.models import Proposal
-    from rawe_cli.services import AgentsService
+    from rawe_cli.agents_service import AgentsService
 
-# The synthetic world's pace: 20 event seconds per wall second (a 5 s bar every 0.25 s), so
-# that the README's quick start shows a proposal within seconds and a decision within a
-# minute. --speed 1 makes event time wall time.
+# The synthetic world's pace: bars 20 times shorter than the settings' (0.25 s instead of
+# 5 s), at the wall clock's pace, so that the README's quick start shows a proposal within
+# seconds and a decision within a minute while event time stays wall time. --speed 1: the
+# settings' bars.
 DEFAULT_SPEED = 20.0
-# ... for at most 6 hours of event time ahead of the wall clock (about 19 minutes at 20x),
-# then at the wall clock's pace.
-MAX_LEAD = 6 * 3600.0
 
 
 def agents(
@@ -48,10 +47,11 @@ def agents(
                                       "alpaca: own an Alpaca prices+news feed (both are "
                                       "published on the market stream); bus: follow the market "
                                       "stream another process owns.")] = "synthetic",
-    speed: Annotated[float, typer.Option("--speed", help="Synthetic feed: event seconds per "
-                                         "wall second (20: a 5 s bar every 0.25 s, a first "
-                                         "proposal within seconds; 1: event time is wall "
-                                         "time).")] = DEFAULT_SPEED,
+    speed: Annotated[float, typer.Option("--speed", help="Synthetic feed: bars this many "
+                                         "times shorter than tick_seconds, at the wall "
+                                         "clock's pace (20: a 0.25 s bar every 0.25 s, a first "
+                                         "proposal within seconds; 1: the settings' bars).")
+                     ] = DEFAULT_SPEED,
     ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks.",
                                               show_default=False)] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS.",
@@ -68,9 +68,9 @@ def agents(
     import asyncio
     import signal
 
+    from rawe_cli.agents_service import AgentsOptions, AgentsService
     from rawe_cli.cli import context
     from rawe_cli.cli.options import agents_from
-    from rawe_cli.services import AgentsOptions, AgentsService
 
     if feed not in ("synthetic", "alpaca", "bus"):
         raise UsageError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
@@ -97,6 +97,8 @@ def agents(
         source = make_feed("alpaca", settings, ticks=ticks)
     elif feed == "synthetic":
         source = quick_world(settings, ticks, speed)
+        # the agents resolve their durations in bars against the world's (shorter) bars
+        settings = dataclasses.replace(settings, tick_seconds=settings.tick_seconds / speed)
     opts = AgentsOptions(settings=settings, personalities=chosen, redis_url=redis_url,
                          feed=source, follow_bus=feed == "bus", speed=speed, ticks=ticks,
                          duration=duration)
@@ -130,16 +132,18 @@ def agents(
 
 
 def quick_world(settings: Settings, ticks: int | None, speed: float) -> SyntheticFeed:
-    """The synthetic world from the wall clock on, at `speed`, never more than MAX_LEAD ahead
-    of the wall clock (then at its pace): a restarted engine must accept its bars (a market
-    message a day ahead of the reader's clock is refused)."""
+    """The synthetic world from the wall clock on, with bars `speed` times shorter than the
+    settings' and at the wall clock's pace: event time stays wall time (the engine refuses
+    market messages more than `clock_tolerance` ahead of the wall clock), and the world
+    shows life `speed` times sooner (5 s bars at 20x: a 0.25 s bar every 0.25 s)."""
     import time
 
     from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
 
     params = WorldParams(symbols=settings.symbols, seed=settings.seed,
-                         tick_seconds=settings.tick_seconds, start=float(int(time.time())))
-    return SyntheticFeed(params, ticks, speed, max_lead=MAX_LEAD)
+                         tick_seconds=settings.tick_seconds / speed,
+                         start=float(int(time.time())))
+    return SyntheticFeed(params, ticks, 1.0)
 
 
 def proposal_fields(p: Proposal) -> dict[str, Any]:

@@ -124,6 +124,9 @@ def decisions(
     namespace: NamespaceOpt = None,
     limit: Annotated[int, typer.Option("--limit", "-l", help="Newest N decisions.", min=1)
                      ] = 20,
+    archived: Annotated[bool, typer.Option("--archived", help="Also the decisions past the "
+                                           "ledger retention, from the archive file (the "
+                                           "settings' `archive`).")] = False,
     json_out: JsonOpt = False,
     watch: WatchOpt = False,
 ) -> None:
@@ -133,8 +136,10 @@ def decisions(
     from rawe_cli.keys import Keys
     from rawe_cli.ops import read_decisions
 
-    keys = Keys(settings_from(config, namespace=namespace).namespace)
-    _show(lambda: read_decisions(redis_url, keys, limit),
+    settings = settings_from(config, namespace=namespace)
+    keys = Keys(settings.namespace)
+    path = settings.archive_path() if archived else None
+    _show(lambda: read_decisions(redis_url, keys, limit, path),
           lambda rows, width: views.decisions_table(rows, newest_first=False, width=width,
                                                     tz=G.tz), json_out, watch,
           f"no decisions under namespace {keys.namespace!r}")

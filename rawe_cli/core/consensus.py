@@ -166,7 +166,7 @@ class ConsensusEngine:
         # the retention have passed, when a redelivery would be refused as expired anyway.
         self._seen: dict[str, float] = {}
         self._seen_retention = seen_retention if seen_retention is not None else 0.0
-        self._forgotten = 0  # ids dropped from _seen; accepted = len(_seen) + _forgotten
+        self._accepted = 0
         self._decided = self._suppressed = self._duplicate = 0
         self._expired = self._unknown = self._ties = 0
         self._update_threshold()
@@ -205,7 +205,7 @@ class ConsensusEngine:
     def stats(self) -> dict[str, int]:
         """Counters: proposals accepted (every vote taken, decided or not), decisions made,
         suppressed, duplicates, expired on arrival, unknown agents, ties."""
-        return {ACCEPTED: len(self._seen) + self._forgotten, DECIDED: self._decided,
+        return {ACCEPTED: self._accepted, DECIDED: self._decided,
                 SUPPRESSED: self._suppressed, DUPLICATE: self._duplicate,
                 EXPIRED: self._expired, UNKNOWN_AGENT: self._unknown, "ties": self._ties}
 
@@ -276,7 +276,6 @@ class ConsensusEngine:
             old.append(pid)
         for pid in old:
             del seen[pid]
-        self._forgotten += len(old)
 
     def _expire(self, asset: str, book: _Book, now: float) -> None:
         votes = book.votes
@@ -338,6 +337,7 @@ class ConsensusEngine:
             self._expired += 1
             return _EXPIRED_NONE
         seen[pid] = expiry
+        self._accepted += 1
         if len(seen) & 1023 == 0:
             self._forget_seen(now)
 
@@ -421,15 +421,46 @@ class ConsensusEngine:
             weights=tuple(ws),
             opponent_proposal_ids=tuple([p.id for p in losers]),
         )
-        votes.clear()
-        book.fifo.clear()
-        book.head = 0
-        book.late.clear()
-        book.next_expiry = _INF
-        book.last_ts = -_INF
-        book.long_w = book.short_w = 0.0
-        book.long_n = book.short_n = 0
+        # Every vote is consumed: the book is freed (an asset seen once must not cost memory
+        # for good); the next proposal on the asset starts a new one.
+        del self._books[asset]
         return decision
+
+    def sweep(self, now: float) -> int:
+        """Expire every book's old votes and free the books left empty; returns how many
+        were freed. Cost: one comparison per book without a due expiry."""
+        empty = []
+        for asset, book in self._books.items():
+            if book.next_expiry <= now:
+                self._expire(asset, book, now)
+            if not book.votes:
+                empty.append(asset)
+        for asset in empty:
+            del self._books[asset]
+        if self._seen:
+            self._forget_seen(now)
+        return len(empty)
+
+    @property
+    def books(self) -> int:
+        """Assets with live votes (a book each)."""
+        return len(self._books)
+
+    # -- seen proposal ids (persisted by the bus consumer) ---------------------------------
+
+    def remember(self, proposal_id: str, expiry: float) -> None:
+        """Mark an id as counted until `expiry` (restored from a previous engine's record)."""
+        if proposal_id not in self._seen:
+            self._seen[proposal_id] = expiry
+
+    def unsee(self, proposal_id: str) -> None:
+        """Forget an id, so that the same stream entry, redelivered because its vote was
+        still live when the previous engine stopped, counts again."""
+        self._seen.pop(proposal_id, None)
+
+    def seen(self) -> dict[str, float]:
+        """Every remembered id with the end of its window (a copy)."""
+        return dict(self._seen)
 
     def tally(self, asset: str, now: float) -> Tally:
         book = self._books.get(asset)
