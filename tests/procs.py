@@ -23,7 +23,7 @@ class Proc:
     def text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
 
-    def wait_for(self, needle: str, timeout: float = 20.0, count: int = 1) -> str:
+    def wait_for(self, needle: str, timeout: float = 60.0, count: int = 1) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.text()
@@ -64,7 +64,7 @@ def rawe_out(*args: str, env: dict[str, str] | None = None,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
-def wait_until(predicate, timeout: float = 20.0, every: float = 0.2):  # type: ignore[no-untyped-def]
+def wait_until(predicate, timeout: float = 60.0, every: float = 0.2):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:

@@ -137,10 +137,10 @@ def consumed(srv: RedisServer) -> bool:
 def open_a_position(srv: RedisServer, asset: str) -> dict:
     price(srv, asset)
     # the engine has the price (it saved the mark) before the votes arrive
-    wait_until(lambda: client(srv).hexists(f"{NS}:marks", asset), timeout=20, every=0.05)
+    wait_until(lambda: client(srv).hexists(f"{NS}:marks", asset), timeout=60, every=0.05)
     ids = vote(srv, asset)
-    d = wait_until(lambda: decided(srv, ids), timeout=20)
-    wait_until(lambda: (decided(srv, ids) or {}).get("status") == "open", timeout=20)
+    d = wait_until(lambda: decided(srv, ids), timeout=60)
+    wait_until(lambda: (decided(srv, ids) or {}).get("status") == "open", timeout=60)
     return d
 
 
@@ -193,7 +193,7 @@ def test_restart_with_a_standby_and_aof_keeps_everything(tmp_path, aof_server):
         srv.stop()
         srv.start()
         ids = vote(srv, "AAPL")  # held long already: consumed, suppressed, no new trade
-        wait_until(lambda: consumed(srv), timeout=20)
+        wait_until(lambda: consumed(srv), timeout=60)
         now = state(srv)
         assert now == kept, (now, kept)
         assert decided(srv, ids) is None
@@ -221,7 +221,7 @@ def test_restart_with_a_standby_without_persistence_rewrites_the_state(tmp_path,
         server.stop()
         server.start()
         a.wait_for("wrote this engine's state back", timeout=30)
-        wait_until(lambda: state(server) == kept, timeout=20)
+        wait_until(lambda: state(server) == kept, timeout=60)
         # and it carries on: a new decision on another asset
         open_a_position(server, "MSFT")
         after = state(server)
