@@ -9,8 +9,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
+
 
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_ENV = "RAWE_TEST_REDIS_URL"
@@ -72,3 +77,15 @@ def rawe_cmd(*args: str) -> list[str]:
 
 def run_async(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own on a free loopback port (stop and restart it freely)."""
+    from tests.redis_server import RedisServer
+
+    srv = RedisServer(tmp_path)
+    srv.start()
+    yield srv
+    if srv.up():
+        srv.stop()

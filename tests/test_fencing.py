@@ -7,8 +7,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,7 +24,7 @@ from rawe_cli.models import Bar, Direction, Order, OrderUpdate, Proposal
 from rawe_cli.services import ConsensusOptions, ConsensusService
 from rawe_cli.store import Store
 from tests.procs import take_over
-from tests.redis_server import RedisServer, needs_redis_server
+from tests.redis_server import needs_redis_server
 
 HANDS = ("a", "b", "c")
 
@@ -62,15 +60,6 @@ async def votes(client, ns: str) -> None:  # type: ignore[no-untyped-def]
         p = Proposal(f"p-{uuid.uuid4().hex[:10]}", name, "AAPL", Direction.LONG, 0.1, 0.0,
                      0.5, "", "manual", time.time())
         await client.xadd(Keys(ns).proposals, codec.encode_proposal(p))
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path)
-    srv.start()
-    yield srv
-    if srv.up():
-        srv.stop()
 
 
 @needs_redis_server

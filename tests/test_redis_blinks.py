@@ -26,15 +26,6 @@ RULES = ["--threshold", "3", "--window", "30s", "--scheme", "majority"]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    srv = RedisServer(tmp_path)
-    srv.start()
-    yield srv
-    if srv.up():
-        srv.stop()
-
-
-@pytest.fixture
 def aof_server(tmp_path: Path) -> Iterator[RedisServer]:
     srv = RedisServer(tmp_path, appendonly=True)
     srv.start()
