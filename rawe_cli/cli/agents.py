@@ -21,12 +21,12 @@ from rawe_cli.cli.options import (
 from rawe_cli.errors import UsageError
 
 if TYPE_CHECKING:
+    from rawe_cli.agents_service import AgentsService
     from rawe_cli.cli.jsonlines import JsonLines
     from rawe_cli.config import Settings
     from rawe_cli.feeds.synthetic import SyntheticFeed
     from rawe_cli.lines import Lines
     from rawe_cli.models import Proposal
-    from rawe_cli.agents_service import AgentsService
 
 # The synthetic world's pace: bars 20 times shorter than the settings' (0.25 s instead of
 # 5 s), at the wall clock's pace, so that the README's quick start shows a proposal within
