@@ -206,6 +206,9 @@ class ConsensusService:
         reclaimed = await consumer.reclaim(self._now())
         if reclaimed:
             self.say(f"reclaimed {reclaimed} pending proposals")
+        # Bars published before this point were taken as marks only (above); the ones from
+        # here on are read, checked and dead-lettered when bad.
+        self.say(f"listening: proposals on {self.keys.proposals}, bars on {self.keys.market}")
         renew_every = self.opts.lease_ms / 3000
         last_renew = last_chores = last_refresh = last_market = last_archive = 0.0
         while self._time_left():
@@ -405,7 +408,7 @@ class ConsensusService:
             try:
                 item = codec.decode_market(fields, time.time(), tolerance)
             except CodecError:
-                continue  # dead-lettered when it was first read
+                continue  # a mark only: a bad bar here is skipped, never applied
             if isinstance(item, Bar):
                 self.col.portfolio.mark(item.symbol, item.close)
                 self.col.broker.on_price(item.symbol, item.close, item.timestamp)

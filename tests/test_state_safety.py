@@ -209,7 +209,7 @@ def test_a_future_bar_is_refused_and_does_not_silence_the_collective(tmp_path, r
     register(r, namespace)
     cons = engine(tmp_path, redis_url, namespace, "cons")
     try:
-        cons.wait_for("active:")
+        cons.wait_for("listening:")  # bars from now on are read, not taken from the tail
         now = time.time()
         r.xadd(f"{namespace}:market", codec.encode_market(
             Bar(now + 80_000, "AAPL", 10.0, 10.0, 10.0, 10.0, 1.0)))
