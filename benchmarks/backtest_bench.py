@@ -4,7 +4,7 @@
                                         [--scheme hedge] [--tracemalloc]
 
 The synthetic world (regime-switching, seed 7) is generated first and held in memory, like
-loaded replay data; then the harness (rawe_cli.backtest.run_backtest: narrative engine,
+loaded replay data; then the harness (rawe_cli.app.backtest.run_backtest: narrative engine,
 agents, consensus, paper broker, portfolio, counterfactual scorer, regime classifier) runs
 over it. Throughput = bars / wall seconds of the harness alone; the world's generation time
 is reported apart. Peak memory is the process's peak resident set size (ru_maxrss), which
@@ -23,10 +23,10 @@ import sys
 import time
 import tracemalloc
 
-from rawe_cli.backtest import run_backtest
+from rawe_cli.app.backtest import run_backtest
+from rawe_cli.app.runtime import world_params
 from rawe_cli.config import Settings, load_personalities, pick_agents
 from rawe_cli.feeds.scenarios import scenario_ticks
-from rawe_cli.runtime import world_params
 
 
 def main() -> None:

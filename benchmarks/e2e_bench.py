@@ -52,10 +52,10 @@ from typing import Any
 
 import redis
 
-from rawe_cli import codec
-from rawe_cli.bus import STREAM_MAXLEN
+from rawe_cli.bus import codec
+from rawe_cli.bus.keys import CONSENSUS_GROUP, Keys
+from rawe_cli.bus.streams import STREAM_MAXLEN
 from rawe_cli.core.weighting import AgentRecord
-from rawe_cli.keys import CONSENSUS_GROUP, Keys
 from rawe_cli.models import Direction, Proposal
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -46,7 +46,7 @@ from typing import Any
 
 import redis
 
-from rawe_cli import codec
+from rawe_cli.bus import codec
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.durations import parse_duration
 from rawe_cli.models import Bar, Direction, Proposal

@@ -34,11 +34,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
-from rawe_cli.backtest import alone_settings, run_backtest
+from rawe_cli.app.backtest import alone_settings, run_backtest
+from rawe_cli.app.runtime import world_params
 from rawe_cli.config import SCHEMES, Settings, load_personalities, pick_agents
 from rawe_cli.durations import parse_duration
 from rawe_cli.feeds.scenarios import scenario_ticks
-from rawe_cli.runtime import world_params
 
 LEARNED = ("hedge", "regime", "meta")
 

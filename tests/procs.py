@@ -80,7 +80,7 @@ async def take_over(client, keys, owner: str, marker: str, ttl_ms: int = 10_000,
     """A successor's lease, once the holder's has run out (polled, not slept for)."""
     import asyncio
 
-    from rawe_cli.lease import Lease
+    from rawe_cli.bus.lease import Lease
 
     deadline = time.monotonic() + timeout
     lease = Lease(client, keys, owner, ttl_ms)

@@ -98,7 +98,7 @@ def test_a_restart_reconciles_through_rawe_run(
     async def shared(url: str | None, *, check: bool = True) -> Any:
         return fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
 
-    monkeypatch.setattr("rawe_cli.runtime.connect", shared)
+    monkeypatch.setattr("rawe_cli.app.runtime.connect", shared)
     fake.hold = True  # Alpaca accepts the orders and fills nothing (then the engine stops)
     args = ("run", "--broker", "alpaca", "--fast", "--agents", "8", "--json",
             "--redis-url", "redis://stands-for-a-real-one")
@@ -149,9 +149,9 @@ async def _market_follows(feed: SyntheticFeed, fake: FakeAlpaca) -> AsyncIterato
 
 
 def test_embedded_run_with_a_market_that_follows_the_feed(fake: FakeAlpaca) -> None:
+    from rawe_cli.app.runtime import RunOptions, run_embedded, world_params
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.config import Settings
-    from rawe_cli.runtime import RunOptions, run_embedded, world_params
 
     settings = Settings()
     feed = SyntheticFeed(world_params(settings), 400, None)

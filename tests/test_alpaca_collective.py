@@ -11,12 +11,12 @@ import fakeredis
 import pytest
 
 from rawe_cli.brokers.alpaca import AlpacaBroker, AlpacaConfig
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.store import Store
 from rawe_cli.collective import CLOSED, OPEN, PENDING, REJECTED, SKIPPED, Collective
 from rawe_cli.config import Settings
 from rawe_cli.core.weighting import AgentRecord, MajorityScheme
-from rawe_cli.keys import Keys
 from rawe_cli.models import Bar, Decision, Direction, OrderStatus, Proposal
-from rawe_cli.store import Store
 
 try:
     from fake_alpaca import FakeAlpaca

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from rawe_cli import codec
+from rawe_cli.bus import codec
 from rawe_cli.models import Bar
 from tests.fake_alpaca import FakeAlpaca
 from tests.procs import Proc, rawe_json, wait_until

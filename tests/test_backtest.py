@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from rawe_cli.backtest import run_backtest, run_compare
+from rawe_cli.app.backtest import run_backtest, run_compare
+from rawe_cli.app.runtime import RunOptions, run_embedded, world_params
 from rawe_cli.cli.app import app
 from rawe_cli.config import SCHEMES, Settings, load_personalities, pick_agents
 from rawe_cli.core.regime import RegimeClassifier
@@ -20,7 +21,6 @@ from rawe_cli.errors import RaweError
 from rawe_cli.feeds import replay
 from rawe_cli.feeds.scenarios import SCENARIOS, scenario_params, scenario_ticks
 from rawe_cli.feeds.synthetic import SyntheticWorld, WorldParams
-from rawe_cli.runtime import RunOptions, run_embedded, world_params
 
 ROOT = Path(__file__).parent.parent
 SYMS = ("AAA", "BBB", "CCC")

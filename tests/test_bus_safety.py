@@ -9,18 +9,18 @@ import time
 
 import pytest
 
-from rawe_cli import codec
 from rawe_cli.brokers.paper import PaperBroker
-from rawe_cli.bus import Bus, connect
+from rawe_cli.bus import codec
+from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.keys import CONSENSUS_GROUP, Keys
+from rawe_cli.bus.lease import Lease
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect
 from rawe_cli.collective import Collective
 from rawe_cli.config import Settings
-from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import CodecError, Fenced
-from rawe_cli.keys import CONSENSUS_GROUP, Keys
-from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
-from rawe_cli.store import Store
 from tests.procs import claimed, take_over
 
 

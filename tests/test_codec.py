@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from rawe_cli import codec
+from rawe_cli.bus import codec
 from rawe_cli.errors import CodecError
 from rawe_cli.models import ArbitrageSignal, Bar, Direction, NarrativeEvent, Proposal, SignalType
 

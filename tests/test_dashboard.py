@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from rawe_cli.columns import Column, build, plan
+from rawe_cli.app.runtime import RunOptions, run_embedded
 from rawe_cli.config import Settings, load_personalities, pick_agents
-from rawe_cli.dashboard import Dashboard, History, chart, sparkline, summary
-from rawe_cli.runtime import RunOptions, run_embedded
-from rawe_cli.views import money, name_forms
+from rawe_cli.ui.columns import Column, build, plan
+from rawe_cli.ui.dashboard import Dashboard, History, chart, sparkline, summary
+from rawe_cli.ui.views import money, name_forms
 
 SIZES = [(80, 24), (120, 35), (200, 50)]
 CUT_NUMBER = re.compile(r"[\d.,+-]…|…[\d.,]")

@@ -10,19 +10,19 @@ import uuid
 
 import pytest
 
-from rawe_cli import codec
+from rawe_cli.app.services import ConsensusOptions, ConsensusService
 from rawe_cli.brokers.paper import PaperBroker
-from rawe_cli.bus import Bus, connect
+from rawe_cli.bus import codec
+from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.lease import Lease
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect
 from rawe_cli.collective import Collective
 from rawe_cli.config import Settings
-from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, MajorityScheme
 from rawe_cli.errors import Fenced, RedisLost
-from rawe_cli.keys import Keys
-from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Order, OrderUpdate, Proposal
-from rawe_cli.services import ConsensusOptions, ConsensusService
-from rawe_cli.store import Store
 from tests.procs import take_over
 from tests.redis_server import needs_redis_server
 

@@ -6,13 +6,13 @@ import math
 
 import pytest
 
+from rawe_cli.app.runtime import make_learner, make_scheme
 from rawe_cli.brokers.paper import PaperBroker
 from rawe_cli.collective import Collective
 from rawe_cli.config import Settings
 from rawe_cli.core import learning
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.models import Bar, Direction, Proposal
-from rawe_cli.runtime import make_learner, make_scheme
 
 
 def prop(agent: str, asset: str = "A", direction: Direction = Direction.LONG,

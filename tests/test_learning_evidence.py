@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from rawe_cli.backtest import run_backtest
+from rawe_cli.app.backtest import run_backtest
+from rawe_cli.app.runtime import world_params
 from rawe_cli.brokers.paper import PaperBroker
 from rawe_cli.collective import SKIPPED, Collective
 from rawe_cli.config import Settings, load_personalities
@@ -33,7 +34,6 @@ from rawe_cli.core.meta import MetaGate
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.feeds.scenarios import scenario_ticks
 from rawe_cli.models import Bar, Decision, Direction, Proposal
-from rawe_cli.runtime import world_params
 
 EDGE = Path(__file__).parent / "data" / "edge_personalities.yaml"
 T0 = 1_767_225_600.0
@@ -118,7 +118,7 @@ def test_meta_gate_closes_on_losses_and_reopens_when_the_coalition_earns() -> No
 def test_meta_scheme_records_gated_candidates_as_skipped() -> None:
     s = Settings(scheme="meta", threshold_share=0.9, window=10.0, fee_bps=0, slippage_bps=0)
     recs = {n: AgentRecord(n, n) for n in ("a", "b")}
-    from rawe_cli.runtime import make_learner, make_scheme
+    from rawe_cli.app.runtime import make_learner, make_scheme
 
     col = Collective(s, recs, make_scheme(s), PaperBroker(fee_bps=0, slippage_bps=0),
                      learner=make_learner(s))

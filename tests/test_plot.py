@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from rawe_cli.backtest import run_backtest
+from rawe_cli.app.backtest import run_backtest
+from rawe_cli.app.runtime import world_params
 from rawe_cli.config import Settings, load_personalities, pick_agents
 from rawe_cli.feeds.scenarios import scenario_ticks
-from rawe_cli.runtime import world_params
 from tests.conftest import rawe_cmd
 
 pytest.importorskip("matplotlib")
@@ -56,7 +56,7 @@ def _result(scheme: str, ticks: int = 1500):  # type: ignore[no-untyped-def]
 def test_per_regime_weights_get_a_panel_each_and_legends_sit_outside() -> None:
     import matplotlib.pyplot as plt
 
-    from rawe_cli.plot import figure
+    from rawe_cli.ui.plot import figure
 
     result = _result("regime")
     regimes = sorted({r for per in result.regime_scores.values() for r in per})
@@ -82,7 +82,7 @@ def test_per_regime_weights_get_a_panel_each_and_legends_sit_outside() -> None:
 def test_a_plain_scheme_keeps_one_weights_panel() -> None:
     import matplotlib.pyplot as plt
 
-    from rawe_cli.plot import figure
+    from rawe_cli.ui.plot import figure
 
     result = _result("hedge", 600)
     fig = figure([result], result)

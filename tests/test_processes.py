@@ -196,7 +196,7 @@ def test_malformed_unknown_and_forged_messages_are_dead_lettered(tmp_path, env, 
                                                                  namespace):
     import redis
 
-    from rawe_cli.codec import sign
+    from rawe_cli.bus.codec import sign
 
     env = {**env, "RAWE_BUS_SECRET": "team-secret"}
     cons = consensus(tmp_path, env, "cons")
@@ -246,7 +246,7 @@ def test_unregistered_agent_signed_proposal_is_dead_lettered(tmp_path, env, redi
                                                              namespace):
     import redis
 
-    from rawe_cli import codec
+    from rawe_cli.bus import codec
     from rawe_cli.models import Direction, Proposal
 
     cons = consensus(tmp_path, env, "cons")

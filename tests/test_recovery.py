@@ -9,17 +9,17 @@ from pathlib import Path
 import pytest
 
 from rawe_cli.brokers.paper import PaperBroker
-from rawe_cli.bus import Bus, connect
-from rawe_cli.codec import encode_proposal
+from rawe_cli.bus.codec import encode_proposal
+from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.lease import Lease
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect
 from rawe_cli.collective import Collective
 from rawe_cli.config import Settings
-from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.weighting import AgentRecord, WinRateScheme
 from rawe_cli.errors import Fenced
-from rawe_cli.keys import Keys
-from rawe_cli.lease import Lease
 from rawe_cli.models import Bar, Direction, Proposal
-from rawe_cli.store import Store
 from tests.procs import Proc, rawe_json, take_over, wait_until
 from tests.redis_server import RedisServer, needs_redis_server
 
@@ -51,7 +51,7 @@ async def crash_between_save_and_ack(url: str | None, ns: str) -> None:
     assert len(entries) == 3
     # The engine applies the batch and saves (order filled, decision recorded) ...
     for _, fields in entries:
-        from rawe_cli.codec import decode_proposal
+        from rawe_cli.bus.codec import decode_proposal
 
         col.on_proposal(decode_proposal(fields), T0)
     await store.save(col)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rawe_cli import codec
+from rawe_cli.bus import codec
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.models import Bar, Direction, Proposal
 from tests.procs import Proc, wait_until

@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
+from rawe_cli.app.runtime import RunOptions, run_embedded
 from rawe_cli.config import Settings, load_personalities, pick_agents
-from rawe_cli.runtime import RunOptions, run_embedded
 from tests.conftest import rawe_cmd
 
 

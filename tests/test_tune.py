@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from rawe_cli import tune as tn
+from rawe_cli.app import tune as tn
+from rawe_cli.app.runtime import world_params
 from rawe_cli.cli.app import app
 from rawe_cli.config import Settings, load_personalities, load_settings, pick_agents
 from rawe_cli.errors import RaweError, UsageError
 from rawe_cli.feeds.base import Tick
 from rawe_cli.feeds.scenarios import scenario_ticks
 from rawe_cli.levels import VOL
-from rawe_cli.runtime import world_params
 
 SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE")
 TICKS = 1500

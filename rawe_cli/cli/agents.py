@@ -21,12 +21,12 @@ from rawe_cli.cli.options import (
 from rawe_cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from rawe_cli.agents_service import AgentsService
+    from rawe_cli.app.agents_service import AgentsService
     from rawe_cli.cli.jsonlines import JsonLines
     from rawe_cli.config import Settings
     from rawe_cli.feeds.synthetic import SyntheticFeed
-    from rawe_cli.lines import Lines
     from rawe_cli.models import Proposal
+    from rawe_cli.ui.lines import Lines
 
 # The synthetic world's pace: bars 20 times shorter than the settings' (0.25 s instead of
 # 5 s), at the wall clock's pace, so that the README's quick start shows a proposal within
@@ -68,7 +68,7 @@ def agents(
     import asyncio
     import signal
 
-    from rawe_cli.agents_service import AgentsOptions, AgentsService
+    from rawe_cli.app.agents_service import AgentsOptions, AgentsService
     from rawe_cli.cli import context
     from rawe_cli.cli.options import agents_from
 
@@ -85,7 +85,7 @@ def agents(
     else:
         say = context.lines()
 
-    from rawe_cli.bus import _safe_url
+    from rawe_cli.bus.streams import _safe_url
 
     say(f"settings: {settings}", 10)  # debug (-v)
     say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, feed {feed}, speed "
@@ -166,7 +166,7 @@ async def _heartbeats(service: AgentsService, say: Lines | JsonLines, every: flo
     import asyncio
 
     from rawe_cli.cli.context import G
-    from rawe_cli.lines import clock_stamp
+    from rawe_cli.ui.lines import clock_stamp
 
     if every <= 0:
         return

@@ -58,11 +58,11 @@ def backtest(
 
     from rich.console import Console
 
-    from rawe_cli import backtest as bt
-    from rawe_cli import backtest_views as bv
+    from rawe_cli.app import backtest as bt
     from rawe_cli.cli.options import agents_from
     from rawe_cli.config import SCHEMES
     from rawe_cli.durations import format_seconds
+    from rawe_cli.ui import backtest_views as bv
 
     if data is not None and scenario is not None:
         raise UsageError("use --data DIR or --scenario NAME, not both")
@@ -70,7 +70,7 @@ def backtest(
         raise UsageError("--ticks must be at least 1")
     plot_format = None
     if plot is not None:
-        from rawe_cli.plot import check_plot_target
+        from rawe_cli.ui.plot import check_plot_target
 
         plot_format = check_plot_target(plot)
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
@@ -100,8 +100,8 @@ def backtest(
         def make_ticks() -> Any:
             return tick_list
     else:
+        from rawe_cli.app.runtime import world_params
         from rawe_cli.feeds.scenarios import DEFAULT_SCENARIO, scenario_params, scenario_ticks
-        from rawe_cli.runtime import world_params
 
         name = scenario or DEFAULT_SCENARIO
         base = world_params(settings)
@@ -150,7 +150,7 @@ def backtest(
         results = execute()
 
     if plot is not None:
-        from rawe_cli.plot import save_plot
+        from rawe_cli.ui.plot import save_plot
 
         learned = [r for r in results if r.scheme in ("hedge", "regime", "meta")]
         weights_run = learned[0] if (compare and learned) else results[0]

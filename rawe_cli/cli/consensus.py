@@ -25,8 +25,8 @@ from rawe_cli.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from rawe_cli.app.services import ConsensusService
     from rawe_cli.collective import LedgerEntry
-    from rawe_cli.services import ConsensusService
 
 
 def consensus(
@@ -59,9 +59,9 @@ def consensus(
 
     from rich.console import Console
 
+    from rawe_cli.app.services import ConsensusOptions, ConsensusService
     from rawe_cli.brokers.factory import make_broker
     from rawe_cli.cli import context
-    from rawe_cli.services import ConsensusOptions, ConsensusService
 
     settings = settings_from(config, scheme=scheme, threshold=threshold,
                              threshold_share=threshold_share, window=window, tick_seconds=bar_size,
@@ -77,7 +77,7 @@ def consensus(
         # print costs ~50 us per line, a third of the engine's time at full load
         # (benchmarks/e2e_bench.py).
         say = context.lines(console=not dashboard)
-    from rawe_cli.bus import _safe_url
+    from rawe_cli.bus.streams import _safe_url
 
     say(f"settings: {settings}", 10)  # debug (-v)
     say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, lease {lease_ms} ms",
@@ -122,15 +122,15 @@ def consensus(
     saved = service.col is not None
     what = "state saved" if saved else "standing by, held nothing: nothing to save"
     if json_out:
-        from rawe_cli.runtime import snapshot
+        from rawe_cli.app.runtime import snapshot
 
         doc = snapshot(service.col, service.state, None, decisions=0) if saved else {}
         say.event("stopped", active=saved, saved=saved, stats=doc.get("stats"),
                   portfolio=doc.get("portfolio"))
     elif dashboard:  # the live view is gone: what it showed, in short, and how it ended
         if saved:
-            from rawe_cli.dashboard import summary
-            from rawe_cli.runtime import snapshot
+            from rawe_cli.app.runtime import snapshot
+            from rawe_cli.ui.dashboard import summary
 
             snap = snapshot(service.col, service.state, None, decisions=None)
             snap["stats"]["signals"] = None

@@ -10,7 +10,7 @@ from datetime import UTC, tzinfo
 from pathlib import Path
 from typing import TextIO
 
-from rawe_cli.lines import INFO, Lines
+from rawe_cli.ui.lines import INFO, Lines
 
 
 @dataclass(slots=True)

@@ -25,9 +25,9 @@ def doctor(
     """
     import asyncio
 
-    from rawe_cli.bus import DEFAULT_URL
+    from rawe_cli.app.doctor import SKIP, Check, check_alpaca, check_redis
+    from rawe_cli.bus.streams import DEFAULT_URL
     from rawe_cli.cli.options import settings_from
-    from rawe_cli.doctor import SKIP, Check, check_alpaca, check_redis
 
     settings = settings_from(config)
     checks: list[Check] = []

@@ -11,7 +11,7 @@ from typing import Any
 
 from rawe_cli.cli.context import G
 from rawe_cli.errors import UsageError
-from rawe_cli.lines import DEBUG, LEVELS, WARNING
+from rawe_cli.ui.lines import DEBUG, LEVELS, WARNING
 
 # Words people type for a command that is an option here.
 OPTION_WORDS = {"version": "--version", "help": "--help"}

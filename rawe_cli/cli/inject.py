@@ -38,9 +38,9 @@ def inject_signal(
     import asyncio
     import json
 
-    from rawe_cli.keys import Keys
+    from rawe_cli.app.ops import inject
+    from rawe_cli.bus.keys import Keys
     from rawe_cli.models import Direction
-    from rawe_cli.ops import inject
 
     if direction not in ("long", "short"):
         raise UsageError(f"--direction must be long or short, got {direction!r}")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rawe_cli.cli.context import G
-from rawe_cli.lines import NAMES, level_of
+from rawe_cli.ui.lines import NAMES, level_of
 
 
 class JsonLines:

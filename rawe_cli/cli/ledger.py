@@ -58,10 +58,10 @@ async def _watch(fetch: Callable[[], Any], render: Callable[[Any, int], Any], em
     from rich.live import Live
     from rich.text import Text
 
-    from rawe_cli.bus import connection_errors
+    from rawe_cli.bus.streams import connection_errors
     from rawe_cli.cli import context
     from rawe_cli.errors import BusUnavailable
-    from rawe_cli.lines import clock_stamp
+    from rawe_cli.ui.lines import clock_stamp
 
     rows = await fetch()  # a wrong URL or a Redis that is not there: one line, exit 1
     down_since: float | None = None
@@ -107,10 +107,10 @@ def weights(
     watch: WatchOpt = False,
 ) -> None:
     """Every agent's weight, wins, losses, win rate, realized P&L and last update."""
-    from rawe_cli import views
+    from rawe_cli.app.ops import read_agents
+    from rawe_cli.bus.keys import Keys
     from rawe_cli.cli.context import G
-    from rawe_cli.keys import Keys
-    from rawe_cli.ops import read_agents
+    from rawe_cli.ui import views
 
     keys = Keys(settings_from(config, namespace=namespace).namespace)
     _show(lambda: read_agents(redis_url, keys),
@@ -131,10 +131,10 @@ def decisions(
     watch: WatchOpt = False,
 ) -> None:
     """The ledger of collective decisions, newest first."""
-    from rawe_cli import views
+    from rawe_cli.app.ops import read_decisions
+    from rawe_cli.bus.keys import Keys
     from rawe_cli.cli.context import G
-    from rawe_cli.keys import Keys
-    from rawe_cli.ops import read_decisions
+    from rawe_cli.ui import views
 
     settings = settings_from(config, namespace=namespace)
     keys = Keys(settings.namespace)

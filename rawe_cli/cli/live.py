@@ -15,7 +15,7 @@ from typing import Any
 from rich.console import Console
 
 from rawe_cli.cli.context import G
-from rawe_cli.dashboard import Dashboard, History
+from rawe_cli.ui.dashboard import Dashboard, History
 
 
 @dataclass(slots=True)
@@ -30,7 +30,7 @@ def live_dashboard(console: Console, *, ticks_total: int | None = None,
                    title: str | None = None) -> Iterator[LiveView]:
     from rich.live import Live
 
-    from rawe_cli.lines import clock_stamp
+    from rawe_cli.ui.lines import clock_stamp
 
     history = History()
 

@@ -66,11 +66,11 @@ def run(
     import json
     import sys
 
-    from rawe_cli.bus import _safe_url as safe_url
+    from rawe_cli.app.runtime import RunOptions, run_embedded
+    from rawe_cli.bus.streams import _safe_url as safe_url
     from rawe_cli.cli import context
     from rawe_cli.cli.options import agents_from
     from rawe_cli.durations import format_seconds
-    from rawe_cli.runtime import RunOptions, run_embedded
 
     if ticks is not None and ticks < 1:
         raise UsageError("--ticks must be at least 1")
@@ -103,7 +103,7 @@ def run(
 
     from rich.console import Console
 
-    from rawe_cli.dashboard import summary
+    from rawe_cli.ui.dashboard import summary
 
     console = Console()
     say.debug(f"settings: {settings}")

@@ -34,8 +34,7 @@ METRIC_ROWS: tuple[tuple[str, str], ...] = (
 def _check_options(data: Path | None, scenario: str | None, bar_size: str | None,
                    ticks: int | None, train_fraction: float, trials: int,
                    workers: int | None, min_trades: int, out: Path) -> None:
-    from rawe_cli import tune as tn
-
+    from rawe_cli.app import tune as tn
     if data is not None and scenario is not None:
         raise UsageError("use --data DIR or --scenario NAME, not both")
     if data is None and scenario is None:
@@ -63,7 +62,7 @@ def _progress(json_out: bool, label: str, trials: int, workers: int) -> Any:
 
 
 def _cell(key: str, value: Any) -> str:
-    from rawe_cli.backtest_views import num, pct
+    from rawe_cli.ui.backtest_views import num, pct
 
     if value is None:
         return "-"
@@ -137,7 +136,7 @@ def tune(
 
     from rich.console import Console
 
-    from rawe_cli import tune as tn
+    from rawe_cli.app import tune as tn
     from rawe_cli.cli.options import agents_from
 
     _check_options(data, scenario, bar_size, ticks, train_fraction, trials, workers,

@@ -32,8 +32,8 @@ def make_feed(
     if name not in FEEDS:
         raise UsageError(f"unknown feed {name!r} (choose {' or '.join(FEEDS)})")
     if name == "synthetic":
+        from rawe_cli.app.runtime import world_params
         from rawe_cli.feeds.synthetic import SyntheticFeed
-        from rawe_cli.runtime import world_params
 
         return SyntheticFeed(world_params(settings), ticks, None if fast else speed)
     if fast:

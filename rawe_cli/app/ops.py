@@ -8,14 +8,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rawe_cli import codec
-from rawe_cli.bus import Bus, connect
+from rawe_cli.app.runtime import bus_secret
+from rawe_cli.bus import codec
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import RaweError
-from rawe_cli.keys import Keys
 from rawe_cli.models import Direction, Proposal
-from rawe_cli.runtime import bus_secret
-from rawe_cli.store import Store
 
 
 async def inject(
@@ -98,8 +98,7 @@ async def read_decisions(redis_url: str, keys: Keys, limit: int | None,
         await client.aclose()
     if archive_path is None:
         return live
-    from rawe_cli import archive
-
+    from rawe_cli.bus import archive
     ids = {d["id"] for d in live}
     rows = live + [d for d in archive.read(archive_path) if d["id"] not in ids]
     rows.sort(key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)

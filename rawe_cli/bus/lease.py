@@ -21,8 +21,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from rawe_cli.bus import Token
-from rawe_cli.keys import Keys
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.streams import Token
 
 # KEYS: lease, fence, fence epoch, marker. ARGV: owner, ttl ms, new epoch, the marker the
 # caller knows ('' = none), a new marker (used when there is none and the caller knows none).

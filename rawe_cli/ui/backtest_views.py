@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from rawe_cli.durations import format_seconds
-from rawe_cli.views import fmt_time, money
+from rawe_cli.ui.views import fmt_time, money
 
 
 def pct(x: float | None, digits: int = 2) -> str:

@@ -1,6 +1,6 @@
 """Pure builders of Rich renderables from plain snapshots (dicts). No I/O, no loops.
 
-Every table is planned for the width it gets (rawe_cli/columns.py): names shorten, the least
+Every table is planned for the width it gets (rawe_cli/ui/columns.py): names shorten, the least
 important columns go, numbers are never cut. Times are shown in a display time zone (UTC
 unless `--tz`), and every time column says which.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from rawe_cli.columns import Cell, Column, build, plan
+from rawe_cli.ui.columns import Cell, Column, build, plan
 
 WIDE = 200  # the width of a table printed with no width given
 

@@ -17,20 +17,20 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawe_cli import codec
 from rawe_cli.brokers.base import Broker
-from rawe_cli.bus import Bus, connect
+from rawe_cli.bus import codec
+from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect
 from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.config import Personality, Settings
-from rawe_cli.consumer import ProposalConsumer
 from rawe_cli.core.agent import Agent
 from rawe_cli.core.narrative import NarrativeEngine, NarrativeParams
 from rawe_cli.core.weighting import AgentRecord, WeightScheme
 from rawe_cli.feeds.base import Feed, Tick
 from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
-from rawe_cli.keys import Keys
 from rawe_cli.models import Bar, NarrativeEvent, Proposal
-from rawe_cli.store import Store
 
 SECRET_ENV = "RAWE_BUS_SECRET"
 REGIME_SCHEMES = ("regime", "meta")  # the schemes that follow the classified regime

@@ -23,9 +23,9 @@ from rich.layout import Layout
 from rich.table import Table
 from rich.text import Text
 
-from rawe_cli.columns import build, pack, plan
 from rawe_cli.durations import format_seconds
-from rawe_cli.views import (
+from rawe_cli.ui.columns import build, pack, plan
+from rawe_cli.ui.views import (
     agent_columns,
     amount,
     decision_columns,
@@ -174,7 +174,7 @@ def portfolio_items(pf: dict[str, Any]) -> list[Text]:
 
 
 def positions_table(pf: dict[str, Any], width: int, rows: int) -> Table:
-    from rawe_cli.columns import Column
+    from rawe_cli.ui.columns import Column
 
     ps = pf["open_positions"]
     cols = [

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple, TypeVar
 
+from rawe_cli.bus.keys import Keys
 from rawe_cli.errors import BusUnavailable, Fenced, RedisLost, StateDiverged
-from rawe_cli.keys import Keys
 
 T = TypeVar("T")
 Entry = tuple[str, dict[str, str]]

@@ -23,17 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rawe_cli import archive, codec
-from rawe_cli.brokers.base import Broker
-from rawe_cli.bus import Bus, Token, connect, connection_errors, with_reconnect
-from rawe_cli.collective import PENDING, REJECTED, Collective, LedgerEntry
-from rawe_cli.config import Settings
-from rawe_cli.consumer import ProposalConsumer
-from rawe_cli.errors import CodecError, Fenced, RaweError, RedisLost, StateDiverged
-from rawe_cli.keys import Keys
-from rawe_cli.lease import RENEWED, STATE_GONE, Lease, new_epoch
-from rawe_cli.models import Bar, OrderStatus
-from rawe_cli.runtime import (
+from rawe_cli.app.runtime import (
     REGIME_SCHEMES,
     RunState,
     bus_secret,
@@ -41,7 +31,23 @@ from rawe_cli.runtime import (
     make_scheme,
     snapshot,
 )
-from rawe_cli.store import Store
+from rawe_cli.brokers.base import Broker
+from rawe_cli.bus import archive, codec
+from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.lease import RENEWED, STATE_GONE, Lease, new_epoch
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import (
+    Bus,
+    Token,
+    connect,
+    connection_errors,
+    with_reconnect,
+)
+from rawe_cli.collective import PENDING, REJECTED, Collective, LedgerEntry
+from rawe_cli.config import Settings
+from rawe_cli.errors import CodecError, Fenced, RaweError, RedisLost, StateDiverged
+from rawe_cli.models import Bar, OrderStatus
 
 Say = Callable[[str], None]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rawe_cli.errors import RaweError, UsageError
 
 if TYPE_CHECKING:
-    from rawe_cli.backtest import BacktestResult
+    from rawe_cli.app.backtest import BacktestResult
 
 INSTALL_HINT = ("--plot needs matplotlib, which is not installed: "
                 "pip install 'rawe-cli[plot]' (or pip install matplotlib)")

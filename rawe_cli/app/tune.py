@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rawe_cli.backtest import run_backtest
+from rawe_cli.app.backtest import run_backtest
 from rawe_cli.config import SETTINGS_FIELDS, Personality, Settings
 from rawe_cli.durations import Duration, bars, format_seconds
 from rawe_cli.errors import RaweError, UsageError
@@ -451,8 +451,8 @@ def load_source(data: Path | None, scenario: str | None, ticks: int | None,
                       f"data {data} ({len(loaded.symbols)} symbols, {len(chosen):,} ticks)",
                       {"data": str(data), "symbols": list(loaded.symbols),
                        "ticks": len(chosen)})
+    from rawe_cli.app.runtime import world_params
     from rawe_cli.feeds.scenarios import scenario_params, scenario_ticks
-    from rawe_cli.runtime import world_params
 
     assert scenario is not None
     base = world_params(settings)

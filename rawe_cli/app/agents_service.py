@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rawe_cli import codec
-from rawe_cli.bus import Bus, connect, with_reconnect
+from rawe_cli.app.runtime import AgentPool, bus_secret, records_for
+from rawe_cli.bus import codec
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.store import Store
+from rawe_cli.bus.streams import Bus, connect, with_reconnect
 from rawe_cli.config import Personality, Settings
 from rawe_cli.errors import CodecError
 from rawe_cli.feeds.base import Feed, Tick
-from rawe_cli.keys import Keys
 from rawe_cli.models import Bar, Proposal
-from rawe_cli.runtime import AgentPool, bus_secret, records_for
-from rawe_cli.store import Store
 
 Say = Callable[[str], None]
 

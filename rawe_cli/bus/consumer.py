@@ -33,14 +33,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawe_cli import codec
-from rawe_cli.bus import Bus, Entry, Token, dead_letter_fields
+from rawe_cli.bus import codec
+from rawe_cli.bus.keys import CONSENSUS_GROUP
+from rawe_cli.bus.store import SeenId, Store
+from rawe_cli.bus.streams import Bus, Entry, Token, dead_letter_fields
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
 from rawe_cli.errors import CodecError, RaweError
-from rawe_cli.keys import CONSENSUS_GROUP
 from rawe_cli.models import Decision
-from rawe_cli.store import SeenId, Store
 
 _COUNTED = (cs.ACCEPTED, cs.DECIDED, cs.SUPPRESSED)  # statuses that mark an id as seen
 MISS_TTL = 1.0  # an agent looked up and not found is not looked up again for this long

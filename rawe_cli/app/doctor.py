@@ -37,7 +37,7 @@ def _when(ts: float) -> str:
 
 
 async def check_redis(url: str) -> Check:
-    from rawe_cli.bus import _safe_url, connect
+    from rawe_cli.bus.streams import _safe_url, connect
     from rawe_cli.errors import RaweError
 
     started = time.perf_counter()

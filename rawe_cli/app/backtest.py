@@ -24,13 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawe_cli.app.runtime import REGIME_SCHEMES, AgentPool, make_learner, make_scheme, records_for
 from rawe_cli.brokers.base import Broker
 from rawe_cli.collective import Collective
 from rawe_cli.config import SCHEMES, Personality, Settings
 from rawe_cli.core import metrics
 from rawe_cli.core.regime import RegimeClassifier, RegimeParams
 from rawe_cli.feeds.base import Tick
-from rawe_cli.runtime import REGIME_SCHEMES, AgentPool, make_learner, make_scheme, records_for
 
 
 @dataclass(slots=True)

@@ -17,12 +17,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rawe_cli import codec
-from rawe_cli.bus import Command, Token, chunked, fenced_write, write_if_empty, xadd_command
+from rawe_cli.bus import codec
+from rawe_cli.bus.keys import Keys
+from rawe_cli.bus.streams import (
+    Command,
+    Token,
+    chunked,
+    fenced_write,
+    write_if_empty,
+    xadd_command,
+)
 from rawe_cli.collective import Collective, LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import CodecError
-from rawe_cli.keys import Keys
 from rawe_cli.models import Position
 
 RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)

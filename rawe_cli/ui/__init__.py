@@ -1,0 +1,1 @@
+"""What the terminal shows: Rich table builders, the dashboard, plots and log lines."""
