@@ -291,7 +291,8 @@ def _fail(what: str, exc: Exception) -> RaweError:
     if failure.kind == "auth" or (failure.kind == "rejected" and failure.status == 403):
         return RaweError(f"Alpaca market data refused the request ({what}: {failure}); "
                          "check the API keys and the data subscription (--feed sip needs one)")
-    return RaweError(f"Alpaca {what} failed: {failure}; run the command again to resume")
+    return RaweError(f"Alpaca history failed ({what}): {failure}; run the command again to "
+                     "resume")
 
 
 def fetch_bars(client: Any, symbols: list[str], req: Request, a: float, b: float
@@ -392,7 +393,7 @@ def download(req: Request, out: Path, *, env: Any = None, sentiment: str = "blen
             try:
                 got = fetch_bars(client, list(syms), req, a, b)
             except Exception as exc:
-                raise _fail(f"bars ({label})", exc) from None
+                raise _fail(label, exc) from None
             for s in syms:
                 for bar in got.get(s, []):
                     t = _ts(bar.timestamp)
@@ -412,7 +413,7 @@ def download(req: Request, out: Path, *, env: Any = None, sentiment: str = "blen
             try:
                 found = fetch_news(news, syms, a, b)
             except Exception as exc:
-                raise _fail(f"news ({label})", exc) from None
+                raise _fail(label, exc) from None
             fresh = [_article_json(n) for n in found if str(n.id) not in articles]
             for art in fresh:
                 articles[art["id"]] = art
@@ -430,14 +431,14 @@ def download(req: Request, out: Path, *, env: Any = None, sentiment: str = "blen
         report.bars[s] = report.bars.get(s, 0) + 1
         if req.start <= _parse(t) < req.end:
             in_range[s] = in_range.get(s, 0) + 1
+    events = narratives(articles.values(), req.symbols, sentiment, story)
+    _write_atomic(out / NARRATIVES, "".join(json.dumps(e) + "\n" for e in events))
+    report.events = len(events)
     empty = [s for s in req.symbols if not in_range.get(s)]
     if empty:
         raise RaweError(f"Alpaca has no {req.timeframe} bars for {', '.join(empty)} from "
                         f"{iso(req.start)} to {iso(req.end)} ({req.feed} feed): check the "
                         "symbol and the range")
-    events = narratives(articles.values(), req.symbols, sentiment, story)
-    _write_atomic(out / NARRATIVES, "".join(json.dumps(e) + "\n" for e in events))
-    report.events = len(events)
     return report
 
 
