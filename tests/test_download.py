@@ -88,7 +88,8 @@ def test_download_pages_resumes_and_replays(fake: FakeAlpaca, tmp_path: Path,
     per = {s: sum(1 for tk in data.ticks for b in tk.bars if b.symbol == s)
            for s in data.symbols}
     # Jan 2, 3, 6, 7, 8, 10 are sessions (Jan 9: a day of mourning), 78 bars of 5 minutes
-    # each; the fake's extended-hours bars are dropped; crypto has every bar of the 10 days (--end is included)
+    # each; the fake's extended-hours bars are dropped; crypto has every bar of the 10 days
+    # (--end is included)
     assert per == {"AAPL": 6 * 78, "MSFT": 6 * 78, "BTC/USD": 10 * 288}
     assert data.calendar == "NYSE" and data.bar_seconds == 300.0
     stamps = {b.timestamp for tk in data.ticks for b in tk.bars if b.symbol == "AAPL"}
@@ -177,7 +178,7 @@ def test_a_symbol_alpaca_has_no_bars_for_is_a_runtime_error(
         fake: FakeAlpaca, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     fake.no_data = {"ZZZZ"}
-    code, out, err = download(capsys, monkeypatch, tmp_path / "z", symbols="AAPL,ZZZZ")
+    code, _, err = download(capsys, monkeypatch, tmp_path / "z", symbols="AAPL,ZZZZ")
     assert code == 1 and "Traceback" not in err
     assert last_line(err).startswith("rawe: error: Alpaca has no 5Min bars for ZZZZ from "
                                      "2025-01-01"), err
