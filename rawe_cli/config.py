@@ -79,6 +79,9 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           lo=0, lo_open=True),
     Field("archive", "str", DEFAULT_ARCHIVE, "Live: the decision archive, a JSON-lines file "
           "(append-only) that `rawe decisions --archived` reads; {namespace} is replaced."),
+    Field("sentiment", "choice", "blend", "Headline sentiment scorer of news: blend (the word "
+          "list, else VADER), words (the word list) or vader (README, \"Sentiment\").",
+          choices=("blend", "words", "vader")),
 )
 
 PERSONALITY_FIELDS: tuple[Field, ...] = (
@@ -156,6 +159,7 @@ class Settings:
     max_weight: float = 3.0
     clock_tolerance: float = 60.0
     ledger_retention: float = 604800.0
+    sentiment: str = "blend"
     archive: str = DEFAULT_ARCHIVE
 
     def __post_init__(self) -> None:

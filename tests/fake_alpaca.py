@@ -15,11 +15,16 @@ Knobs a test turns:
 * ``prices``: the market; fills and the data endpoints use it. ``market_open``: the clock.
 * ``buying_power``: a buy worth more answers 403 "insufficient buying power".
 * ``news``: articles served by /v1beta1/news.
+* history (bars requests with ``start``): bars every ``timeframe`` from start to end, stocks
+  on weekdays 13:00-21:30 UTC (so also outside NYSE sessions, and on holidays), crypto at
+  every hour; ``page_size`` items a page (across symbols, then ``next_page_token``), news
+  likewise; ``no_data``: symbols with no bars at all (an unknown ticker).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import uuid
 from collections.abc import Callable
@@ -74,6 +79,8 @@ class FakeAlpaca:
         self.log: list[tuple[str, str, dict[str, Any]]] = []
         self.price_fn: Callable[[str], float] | None = None  # overrides `prices` when set
         self.on_data: Callable[[FakeAlpaca, str], None] | None = None
+        self.page_size = 1000  # history: items a page, at most
+        self.no_data: set[str] = set()  # history: symbols with no bars
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
@@ -397,6 +404,8 @@ class FakeAlpaca:
                   "/v2/stocks/bars/latest", "/v1beta3/crypto/us/latest/bars")
         if path in latest and self.on_data is not None:
             self.on_data(self, path)
+        if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars") and q.get("start"):
+            return 200, self._history(symbols, q, "nextbars")
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             limit = int(q.get("limit") or 3)
             bars = {s: [self._bar(s, now - 60 * (limit - i)) for i in range(limit)]
@@ -415,10 +424,42 @@ class FakeAlpaca:
                     if (not wanted or wanted & set(a["symbols"]))
                     and datetime.fromisoformat(a["created_at"].replace("Z", "+00:00")
                                                ).timestamp() >= start_ts]
-            arts.sort(key=lambda a: a["created_at"], reverse=True)
-            limit = int(q.get("limit") or 50)
-            return 200, {"news": arts[:limit], "next_page_token": None}
+            if q.get("end"):
+                end_ts = _epoch(q["end"])
+                arts = [a for a in arts if _epoch(a["created_at"]) <= end_ts]
+            arts.sort(key=lambda a: a["created_at"], reverse=(q.get("sort", "desc") == "desc"))
+            offset = int(q.get("page_token") or 0)
+            n = min(int(q.get("limit") or 50), self.page_size)
+            more = offset + n < len(arts)
+            return 200, {"news": arts[offset:offset + n],
+                         "next_page_token": str(offset + n) if more else None}
         return 404, {"code": 40410000, "message": f"no route {path}"}
+
+    def _history(self, symbols: list[str], q: dict[str, str], _: str) -> dict[str, Any]:
+        """Bars from start to end (inclusive) every timeframe, one page of them."""
+        start, end = _epoch(q["start"]), _epoch(q["end"]) if q.get("end") else self.now()
+        step = _timeframe_seconds(q.get("timeframe", "1Min"))
+        items: list[tuple[str, dict[str, Any]]] = []
+        for s in sorted(symbols):
+            if s in self.no_data:
+                continue
+            ts = start - start % step + (step if start % step else 0)
+            while ts <= end:
+                second = ts % 86_400
+                weekday = int(ts // 86_400 + 3) % 7
+                if "/" in s or (weekday < 5 and (step >= 86_400
+                                                 or 13 * 3600 <= second < 21.5 * 3600)):
+                    p = self.default_price * (1 + 0.03 * math.sin(ts / 5400 + len(s)))
+                    items.append((s, {"t": iso(ts), "o": p, "h": p * 1.002, "l": p * 0.998,
+                                      "c": p * 1.0005, "v": 1000, "n": 10, "vw": p}))
+                ts += step
+        offset = int(q.get("page_token") or 0)
+        n = min(int(q.get("limit") or 10000), self.page_size)
+        bars: dict[str, list[dict[str, Any]]] = {}
+        for s, bar in items[offset:offset + n]:
+            bars.setdefault(s, []).append(bar)
+        more = offset + n < len(items)
+        return {"bars": bars, "next_page_token": str(offset + n) if more else None}
 
     def add_news(self, id_: int, created_at: float, headline: str, symbols: list[str],
                  summary: str = "") -> None:
@@ -429,6 +470,18 @@ class FakeAlpaca:
                 "created_at": iso(created_at), "updated_at": iso(created_at),
                 "symbols": symbols, "content": "", "images": [],
             })
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _timeframe_seconds(text: str) -> int:
+    units = {"Min": 60, "T": 60, "Hour": 3600, "H": 3600, "Day": 86_400, "D": 86_400}
+    for unit, seconds in units.items():
+        if text.endswith(unit) and text[: -len(unit)].isdigit():
+            return int(text[: -len(unit)]) * seconds
+    raise ValueError(f"timeframe {text!r}")
 
 
 def _handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:

@@ -30,6 +30,7 @@ from rawe_cli.collective import Collective
 from rawe_cli.config import SCHEMES, Personality, Settings
 from rawe_cli.core import metrics
 from rawe_cli.core.regime import RegimeClassifier, RegimeParams
+from rawe_cli.core.sessions import Sessions, is_crypto
 from rawe_cli.feeds.base import Tick
 
 
@@ -73,19 +74,27 @@ def run_backtest(
     on_progress: Callable[[int], None] | None = None,
     progress_every: int = 500,
     bar_seconds: float | None = None,
+    sessions: Sessions | None = None,
 ) -> BacktestResult:
     """Replay `ticks` through the collective; every input is consumed in order, once.
 
     `bar_seconds` is the bar size of the data (replay: from its bars); None means the
     settings' (the synthetic world's) bar size. Every duration in bars resolves against it.
+    `sessions` (replayed exchange data): no order on an equity while its exchange is closed,
+    and equity-only data is annualised by 252 sessions a year.
     """
     from rawe_cli.brokers.paper import PaperBroker
 
     s = settings
     bar_s = bar_seconds if bar_seconds is not None else s.bar_seconds
-    col = Collective(s, records_for(personalities), make_scheme(s),
-                     broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps),
+    inner: Broker = broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps)
+    if sessions is not None:
+        from rawe_cli.brokers.sessions import SessionBroker
+
+        inner = SessionBroker(inner, sessions, bar_s)
+    col = Collective(s, records_for(personalities), make_scheme(s), inner,
                      learner=make_learner(s, bar_s), bar_seconds=bar_s)
+    crypto = False
     pool = AgentPool(list(personalities), s, bar_s)
     classifier = RegimeClassifier(regime_params or RegimeParams())
     use_regime = s.scheme in REGIME_SCHEMES
@@ -115,6 +124,7 @@ def run_backtest(
             regimes.append((now, regime))
         for bar in tick.bars:
             col.on_bar(bar)
+            crypto = crypto or is_crypto(bar.symbol)
         tick_proposals = pool.on_market(tick.bars, tick.events)
         for p in tick_proposals:
             proposals_by[p.agent] = proposals_by.get(p.agent, 0) + 1
@@ -181,6 +191,7 @@ def run_backtest(
         "elapsed_seconds": elapsed,
         "bars_per_second": bars / elapsed if elapsed > 0 else None,
         "bar_seconds": bar_s,
+        "calendar": sessions.name if sessions is not None else "24/7",
     }
     if col.meta is not None:
         stats["meta"] = {"candidates": col.meta.candidates, "skipped": col.meta.skipped,
@@ -188,7 +199,8 @@ def run_backtest(
     return BacktestResult(
         label=label or s.scheme,
         scheme=s.scheme,
-        metrics=metrics.summarize(equity, times, pnls, exposed, bar_s),
+        metrics=metrics.summarize(equity, times, pnls, exposed, bar_s,
+                                  sessions=sessions is not None and not crypto),
         agents=agents,
         times=times,
         equity=equity,
@@ -214,6 +226,7 @@ def run_compare(
     on_run: Callable[[str], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     bar_seconds: float | None = None,
+    sessions: Sessions | None = None,
 ) -> list[BacktestResult]:
     """Every scheme, then every agent alone, on the same ticks; best total return first."""
     results: list[BacktestResult] = []
@@ -222,13 +235,15 @@ def run_compare(
             on_run(f"scheme {scheme}")
         results.append(run_backtest(ticks, dataclasses.replace(settings, scheme=scheme),
                                     personalities, label=f"scheme {scheme}",
-                                    on_progress=on_progress, bar_seconds=bar_seconds))
+                                    on_progress=on_progress, bar_seconds=bar_seconds,
+                                    sessions=sessions))
     if alone:
         solo = alone_settings(settings)
         for p in personalities:
             if on_run is not None:
                 on_run(f"alone {p.name}")
             results.append(run_backtest(ticks, solo, [p], label=f"alone {p.name}",
-                                        on_progress=on_progress, bar_seconds=bar_seconds))
+                                        on_progress=on_progress, bar_seconds=bar_seconds,
+                                        sessions=sessions))
     results.sort(key=lambda r: (-r.metrics["total_return"], r.label))
     return results

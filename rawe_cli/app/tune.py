@@ -28,6 +28,7 @@ from typing import Any
 
 from rawe_cli.app.backtest import run_backtest
 from rawe_cli.config import SETTINGS_FIELDS, Personality, Settings
+from rawe_cli.core.sessions import Sessions
 from rawe_cli.durations import Duration, bars, format_seconds
 from rawe_cli.errors import RaweError, UsageError
 from rawe_cli.feeds.base import Tick
@@ -258,11 +259,13 @@ def check_fraction(train_fraction: float) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Base:
-    """What every evaluation starts from: the untuned settings and agents, the bar size."""
+    """What every evaluation starts from: the untuned settings and agents, the bar size,
+    and the exchange's sessions for replayed exchange data."""
 
     settings: Settings
     agents: tuple[Personality, ...]
     bar_seconds: float
+    sessions: Sessions | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +280,7 @@ def evaluate(parts: dict[str, Sequence[Tick]], base: Base, job: Job) -> dict[str
     settings, agents = (base.settings, list(base.agents)) if job.params is None else \
         apply_params(job.params, base.settings, base.agents, base.bar_seconds)
     result = run_backtest(parts[job.part], settings, agents, label=job.label,
-                          bar_seconds=base.bar_seconds)
+                          bar_seconds=base.bar_seconds, sessions=base.sessions)
     return dict(result.metrics)
 
 
@@ -437,6 +440,7 @@ class Source:
     bar_seconds: float
     label: str  # for the progress line and the files' header
     info: dict[str, Any]  # for --json
+    sessions: Sessions | None = None  # replayed exchange data: its sessions
 
 
 def load_source(data: Path | None, scenario: str | None, ticks: int | None,
@@ -450,7 +454,7 @@ def load_source(data: Path | None, scenario: str | None, ticks: int | None,
         return Source(list(chosen), loaded.bar_seconds,
                       f"data {data} ({len(loaded.symbols)} symbols, {len(chosen):,} ticks)",
                       {"data": str(data), "symbols": list(loaded.symbols),
-                       "ticks": len(chosen)})
+                       "ticks": len(chosen), "calendar": loaded.calendar}, loaded.sessions)
     from rawe_cli.app.runtime import world_params
     from rawe_cli.feeds.scenarios import scenario_params, scenario_ticks
 

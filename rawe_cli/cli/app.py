@@ -71,6 +71,7 @@ def _register() -> None:
         backtest,
         configcmd,
         consensus,
+        data,
         doctor,
         inject,
         ledger,
@@ -89,6 +90,7 @@ def _register() -> None:
     doctor.register(app)
     tune.register(app)
     configcmd.register(app)
+    data.register(app)
 
 
 _register()

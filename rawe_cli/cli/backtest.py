@@ -86,9 +86,11 @@ def backtest(
         tick_list = loaded.ticks[:ticks] if ticks is not None else loaded.ticks
         total = len(tick_list)
         bar_seconds = loaded.bar_seconds
+        sessions = loaded.sessions
         source = {"data": str(data), "bars": loaded.bars, "events": loaded.events,
                   "symbols": list(loaded.symbols), "ticks": total, "bar_seconds": bar_seconds,
-                  "events_after_last_bar": loaded.dropped_events}
+                  "events_after_last_bar": loaded.dropped_events,
+                  "calendar": loaded.calendar}
         notes = loaded.notes()
         if notes:
             source["notes"] = notes
@@ -108,6 +110,7 @@ def backtest(
         scenario_params(name, base)  # unknown name: one line, before anything runs
         total = ticks or DEFAULT_TICKS
         bar_seconds = settings.bar_seconds
+        sessions = None
         source = {"scenario": name, "seed": settings.seed, "ticks": total,
                   "symbols": list(settings.symbols), "bar_seconds": bar_seconds}
         label = (f"scenario {name} seed {settings.seed} ({total:,} bars of "
@@ -138,9 +141,10 @@ def backtest(
     def execute() -> list[bt.BacktestResult]:
         if compare:
             return bt.run_compare(list(make_ticks()), settings, chosen, on_run=on_run,
-                                  on_progress=on_progress, bar_seconds=bar_seconds)
+                                  on_progress=on_progress, bar_seconds=bar_seconds,
+                                  sessions=sessions)
         return [bt.run_backtest(make_ticks(), settings, chosen, on_progress=on_progress,
-                                bar_seconds=bar_seconds)]
+                                bar_seconds=bar_seconds, sessions=sessions)]
 
     if progress is not None:
         with progress:

@@ -149,7 +149,7 @@ def tune(
     if space not in tn.SPACES:
         raise UsageError(f"--space must be one of {', '.join(tn.SPACES)}, got {space!r}")
     options = tn.TuneOptions(train_fraction, trials, settings.seed, w, min_trades, space)
-    base = tn.Base(settings, tuple(chosen), source.bar_seconds)
+    base = tn.Base(settings, tuple(chosen), source.bar_seconds, source.sessions)
 
     progress = _progress(json_out, source.label, trials, w)
     if progress is None:

@@ -12,7 +12,10 @@ initial cash in front. Per-tick returns are ``r_i = e_i / e_{i-1} - 1``.
     ``86,400 / bar_seconds`` bars (5-minute bars: 105,192 periods);
   - bars only on weekdays, when the data spans a weekend and has no bar on it (stocks):
     252 trading days a year, of as many bars as a full day of the data holds (daily bars:
-    252; 5-minute bars in a 6.5-hour session: 78 a day, 19,656 a year).
+    252; 5-minute bars in a 6.5-hour session: 78 a day, 19,656 a year);
+  - equities replayed on the exchange's calendar (``sessions=True``: the data follows NYSE
+    sessions, core/sessions.py): 252 sessions a year of ``6.5 h / bar_seconds`` bars
+    (daily bars: 252), whatever the span of the data.
 
 * Sharpe: ``mean(r) / stdev(r) * sqrt(periods_per_year)`` (sample stdev, no risk-free
   rate). None when the returns do not vary.
@@ -62,12 +65,19 @@ CALENDAR = "calendar"  # 365.25 days a year, around the clock
 SESSIONS = "trading-days"  # 252 days a year, of the data's own session length
 
 
-def calendar_periods(timestamps: Sequence[float], bar_seconds: float | None
-                     ) -> tuple[float, str]:
+SESSION_SECONDS = 6.5 * 3600  # a regular NYSE session
+
+
+def calendar_periods(timestamps: Sequence[float], bar_seconds: float | None,
+                     sessions: bool = False) -> tuple[float, str]:
     """(periods per year, convention) of bars at these times (see module doc)."""
     if not bar_seconds or not timestamps:
         return 0.0, CALENDAR
     day = 86_400.0
+    if sessions:
+        per_session = 1.0 if bar_seconds >= 0.8 * day else max(
+            1.0, SESSION_SECONDS / bar_seconds)
+        return TRADING_DAYS * per_session, SESSIONS
     per_day: dict[int, int] = {}
     for ts in timestamps:
         d = int(ts // day)
@@ -126,13 +136,14 @@ def win_rate(pnls: Sequence[float]) -> float | None:
 
 
 def summarize(equity: Sequence[float], timestamps: Sequence[float], pnls: Sequence[float],
-              exposed_ticks: int, bar_seconds: float | None = None
-              ) -> dict[str, float | int | str | None]:
+              exposed_ticks: int, bar_seconds: float | None = None,
+              sessions: bool = False) -> dict[str, float | int | str | None]:
     """Every metric of a run. `equity` has one more point than `timestamps` (the start);
-    `bar_seconds` is the data's bar size (default: the median spacing of `timestamps`)."""
+    `bar_seconds` is the data's bar size (default: the median spacing of `timestamps`);
+    `sessions`: the bars follow an exchange's sessions (see calendar_periods)."""
     step = time_step(timestamps)
     bar = bar_seconds or step
-    per_year, convention = calendar_periods(timestamps, bar)
+    per_year, convention = calendar_periods(timestamps, bar, sessions)
     rets = returns(equity)
     ticks = len(timestamps)
     return {

@@ -21,6 +21,13 @@ nothing runs on half a file. Ticks come out in time order, one per distinct bar 
 with that timestamp's bars (sorted by symbol) and the events heard since the bar before (in
 time order, then file order): a tick is a bar. The bar size is the median spacing of each
 symbol's bars (60 s when every symbol has a single bar).
+
+Sessions: when every equity bar (a symbol without ``/``) lies in a regular NYSE session
+(intraday bars: between a session's open and close; daily bars: on a session day), the data
+is exchange data and follows the NYSE calendar (`ReplayData.sessions`): the backtest sends
+no order on an equity while the exchange is closed, and annualises by 252 sessions. Data
+with equity bars at other hours (the synthetic sample, extended hours) runs around the
+clock, like crypto always does.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from rawe_cli.core import metrics
+from rawe_cli.core import sessions as sess
 from rawe_cli.errors import RaweError
 from rawe_cli.feeds.base import Tick, paced
 from rawe_cli.models import Bar, NarrativeEvent
@@ -252,6 +260,11 @@ class ReplayData:
     bar_seconds: float = 60.0
     dropped_events: int = 0  # events after the last bar
     unmatched_events: int = 0  # events about none of the prices' symbols
+    sessions: sess.Sessions | None = None  # the NYSE's, when the equity bars follow it
+
+    @property
+    def calendar(self) -> str:
+        return self.sessions.name if self.sessions is not None else "24/7"
 
     def notes(self) -> list[str]:
         """Why a replay may trade nothing, said before it runs."""
@@ -288,8 +301,19 @@ def load(directory: str | Path) -> ReplayData:
     symbols = tuple(sorted({b.symbol for b in bars}))
     ticks, dropped = merge(bars, events)
     unmatched = sum(1 for e in events if not set(e.symbols) & set(symbols))
-    return ReplayData(d, ticks, len(bars), len(events), symbols, bar_size(bars), dropped,
-                      unmatched)
+    bar_seconds = bar_size(bars)
+    return ReplayData(d, ticks, len(bars), len(events), symbols, bar_seconds, dropped,
+                      unmatched, exchange_sessions(bars, bar_seconds))
+
+
+def exchange_sessions(bars: list[Bar], bar_seconds: float) -> sess.Sessions | None:
+    """The NYSE's sessions when every equity bar lies in one, else None (around the clock).
+    A cheap look at the times first: the calendar (and pandas) load only when it can fit."""
+    times = [b.timestamp for b in bars if not sess.is_crypto(b.symbol)]
+    if not times or not sess.may_be_sessions(times, bar_seconds):
+        return None
+    sessions = sess.nyse(min(times), max(times))
+    return sessions if sess.follows_sessions(sessions, times, bar_seconds) else None
 
 
 @dataclass(slots=True)
