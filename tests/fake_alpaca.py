@@ -91,6 +91,7 @@ class FakeAlpaca:
         self.news: list[dict[str, Any]] = []
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
+        self.log_times: list[float] = []  # monotonic, one per `log` entry
         self.price_fn: Callable[[str], float] | None = None  # overrides `prices` when set
         self.on_data: Callable[[FakeAlpaca, str], None] | None = None
         # the trade-update stream
@@ -436,6 +437,7 @@ class FakeAlpaca:
                 self.stalled.append((method, path, began, _wall.monotonic()))
         with self.lock:
             self.log.append((method, path, payload or dict(query)))
+            self.log_times.append(_wall.monotonic())
             fault = next((f for f in self.faults if f.method == method and f.path == path),
                          None)
             if fault is not None:

@@ -237,10 +237,13 @@ async def run_embedded(
                 break
         else:
             state.stopped_by = "signal" if stop.is_set() else (state.stopped_by or "feed ended")
-        # the submissions still under way get their answers before the state is saved
+        # the submissions still under way get their answers, and the orders still open one
+        # last REST read, before the state is saved
         ending = _settler(broker)
         if ending is not None:
             await ending()
+            col.poll_orders(state.now)
+            await asyncio.to_thread(broker.catch_up, list(col.pending))  # type: ignore[attr-defined]
             col.poll_orders(state.now)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):

@@ -36,7 +36,13 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from rawe_cli.brokers.alpaca import AlpacaBroker, classify, is_crypto, keys_rejected
+from rawe_cli.brokers.alpaca import (
+    AlpacaBroker,
+    classify,
+    is_crypto,
+    keys_rejected,
+    quiet_import,
+)
 from rawe_cli.brokers.alpaca_urls import trading_stream_url
 from rawe_cli.brokers.trade_updates import UpdateMerge, from_trade_update, make_stream
 from rawe_cli.errors import BrokerError, RaweError
@@ -111,6 +117,8 @@ class StreamingAlpacaBroker:
     def start(self) -> StreamingAlpacaBroker:
         """Start the loop and the stream; read the clock; wait up to `connect_wait` seconds for
         the stream, then say how orders are followed."""
+        with quiet_import():  # here, not in the loop's thread: catch_warnings is global state
+            import alpaca.trading.stream  # noqa: F401
         ready = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(ready,), name="alpaca-io",
                                         daemon=True)
@@ -141,6 +149,20 @@ class StreamingAlpacaBroker:
                     return False
                 self._idle.wait(left)
         return True
+
+    def catch_up(self, open_orders: Iterable[str], timeout: float = 30.0) -> int:
+        """Read every order in `open_orders` once by REST now (blocking: not on the engine's
+        loop), e.g. before the last save; the answers come with the next `updates`. Returns
+        how many were read."""
+        loop = self._loop
+        if loop is None:
+            return 0
+        with self._lock:
+            targets = set(open_orders) - self._inflight
+        if targets:
+            asyncio.run_coroutine_threadsafe(self._catch_up(targets, None), loop
+                                             ).result(timeout)
+        return len(targets)
 
     def close(self, timeout: float = 10.0) -> None:
         """Let the submissions under way finish (at most `timeout` s), stop the stream."""
