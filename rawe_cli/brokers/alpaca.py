@@ -1,7 +1,10 @@
 """Alpaca through alpaca-py: the collective's orders on an Alpaca (paper) account.
 
-alpaca-py is imported lazily (slow to import). Everything that talks to Alpaca's trading API
-lives here; the market-data and news side lives in feeds/alpaca.py.
+alpaca-py is imported lazily (slow to import). The trading API's REST logic lives here (it
+blocks: `AlpacaBroker` is driven from worker threads by alpaca_streaming.py, which adds the
+trade-update stream and keeps it all off the engine's loop); the market-data and news side
+lives in feeds/alpaca.py. Every trading request takes a token from a rate-limit bucket
+(ratelimit.py) first.
 
 Orders
     One market order per collective order, client_order_id = the decision id (exits:
