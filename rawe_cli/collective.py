@@ -411,11 +411,20 @@ class Collective:
         return closed
 
     def poll_orders(self, now: float) -> list[ClosedTrade]:
-        """Ask the broker about every order still under way (not those not sent yet)."""
+        """Ask the broker about every order still under way (not those not sent yet).
+
+        A broker that works off the engine's loop (brokers/alpaca_streaming.py) has
+        `updates(open_orders)`: the events it gathered since the last call (stream, REST
+        answers), applied here in order, on the caller's thread; nothing waits for Alpaca."""
         closed: list[ClosedTrade] = []
-        for coid in list(self.pending):
-            if coid not in self.outbox:
-                closed.extend(self._apply(self.broker.poll(coid), now))
+        sent = [coid for coid in self.pending if coid not in self.outbox]
+        updates = getattr(self.broker, "updates", None)
+        if updates is not None:
+            for update in updates(sent):
+                closed.extend(self._apply(update, now))
+            return closed
+        for coid in sent:
+            closed.extend(self._apply(self.broker.poll(coid), now))
         return closed
 
     def prune(self, now: float, keep_seconds: float, keep_final: int = 200) -> int:

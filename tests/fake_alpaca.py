@@ -19,13 +19,32 @@ Knobs a test turns:
   on weekdays 13:00-21:30 UTC (so also outside NYSE sessions, and on holidays), crypto at
   every hour; ``page_size`` items a page (across symbols, then ``next_page_token``), news
   likewise; ``no_data``: symbols with no bars at all (an unknown ticker).
+* ``stall_next(method, path, seconds, symbol=None)``: the next such request (an order POST
+  for `symbol`) is answered only after `seconds`, or at ``unstall()``.
+
+The trade-update stream, ``ws://<same host and port>/stream`` (what RAWE derives from
+APCA_API_BASE_URL), speaks the protocol alpaca-py's TradingStream speaks (JSON frames:
+authenticate, listen, then ``{"stream": "trade_updates", "data": ...}``). Every change of an
+order is pushed to the connected clients: ``new``, ``partial_fill``/``fill`` (with a fresh
+execution id), ``canceled``, ``rejected``. Knobs:
+
+* ``fill_every``: seconds; orders then fill by themselves along ``fill_plan``, one step each
+  `fill_every` (like Alpaca: REST reads no longer move them).
+* ``stream_drop()``: close the stream connections (the client reconnects by itself);
+  ``stream_refuse``: new stream connections are answered 503 while True.
+* ``reject(coid)``: Alpaca rejects a working order (a ``rejected`` event).
+* ``replay_last_event()``: send the last trade update again (same execution id).
+* ``order_reads(coid)``: REST reads of that order so far.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
 import threading
+import time as _wall
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,14 +96,29 @@ class FakeAlpaca:
         self.news: list[dict[str, Any]] = []
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
+        self.log_times: list[float] = []  # monotonic, one per `log` entry
         self.price_fn: Callable[[str], float] | None = None  # overrides `prices` when set
         self.on_data: Callable[[FakeAlpaca, str], None] | None = None
         self.page_size = 1000  # history: items a page, at most
         self.no_data: set[str] = set()  # history: symbols with no bars
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
+        # the trade-update stream
+        self.fill_every: float | None = None
+        self.stream_refuse = False
+        self.streams: list[Any] = []  # stream connections authorized and listening
+        self.stream_connections = 0  # listening sessions so far
+        self.stream_sent: list[dict[str, Any]] = []  # trade updates pushed (to anyone)
+        self.stalls: list[tuple[str, str, float, str | None, threading.Event]] = []
+        self._gates: list[threading.Event] = []
+        self.stalled: list[tuple[str, str, float, float]] = []  # what waited: from, to
+        self._server = _Server(self)
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,),
                                         daemon=True)
+        self._exchange = threading.Thread(target=self._exchange_loop, daemon=True)
+        self._stopped = threading.Event()
+        from websockets.sync.server import serve
+
+        self._ws = serve(self._stream_session, sock=socket.socket(),
+                         process_request=self._stream_gate, compression=None)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -95,11 +129,15 @@ class FakeAlpaca:
 
     def start(self) -> FakeAlpaca:
         self._thread.start()
+        self._exchange.start()
         return self
 
     def stop(self) -> None:
+        self._stopped.set()
+        self.unstall()
         self._server.shutdown()
         self._server.server_close()
+        self.stream_drop(1001)
 
     def __enter__(self) -> FakeAlpaca:
         return self.start()
@@ -137,6 +175,107 @@ class FakeAlpaca:
 
     def order_posts(self) -> list[dict[str, Any]]:
         return self.requests("POST", "/v2/orders")
+
+    def order_reads(self, coid: str) -> int:
+        """REST reads of the order with this client_order_id (by that id or by Alpaca's)."""
+        with self.lock:
+            oid = self.by_coid.get(coid, "")
+            return sum(1 for m, p, body in self.log if m == "GET" and (
+                (p == "/v2/orders:by_client_order_id" and body.get("client_order_id") == coid)
+                or (oid and p == f"/v2/orders/{oid}")))
+
+    def stall_next(self, method: str, path: str, seconds: float,
+                   symbol: str | None = None) -> None:
+        with self.lock:
+            gate = threading.Event()
+            self._gates.append(gate)
+            self.stalls.append((method.upper(), path, seconds, symbol, gate))
+
+    def unstall(self) -> None:
+        """Answer every stalled request now (and let no later stall wait)."""
+        with self.lock:
+            for *_, gate in self.stalls:
+                gate.set()
+            for gate in self._gates:
+                gate.set()
+
+    # -- the trade-update stream --------------------------------------------------------------
+
+    def _stream_gate(self, conn: Any, request: Any) -> Any:
+        if self.stream_refuse:
+            return conn.respond(503, "stream unavailable\n")
+        return None
+
+    def _stream_session(self, conn: Any) -> None:
+        auth = json.loads(conn.recv())
+        data = auth.get("data") or {}
+        ok = (auth.get("action") == "authenticate" and data.get("key_id") == self.key
+              and data.get("secret_key") == self.secret)
+        conn.send(json.dumps({"stream": "authorization", "data": {
+            "action": "authenticate", "status": "authorized" if ok else "unauthorized"}}
+        ).encode())
+        if not ok:
+            return
+        listen = json.loads(conn.recv())
+        streams = (listen.get("data") or {}).get("streams", [])
+        conn.send(json.dumps({"stream": "listening", "data": {"streams": streams}}).encode())
+        if "trade_updates" not in streams:
+            return
+        with self.lock:
+            self.streams.append(conn)
+            self.stream_connections += 1
+        try:
+            for _ in conn:  # until the client goes (nothing else is expected from it)
+                pass
+        except Exception:
+            pass
+        finally:
+            with self.lock:
+                if conn in self.streams:
+                    self.streams.remove(conn)
+
+    def stream_drop(self, code: int = 1000) -> None:
+        with self.lock:
+            conns, self.streams = list(self.streams), []
+        for conn in conns:
+            with contextlib.suppress(Exception):
+                conn.close(code)
+
+    def _push(self, data: dict[str, Any]) -> None:
+        self.stream_sent.append(data)
+        frame = json.dumps({"stream": "trade_updates", "data": data}).encode()
+        for conn in list(self.streams):
+            with contextlib.suppress(Exception):
+                conn.send(frame)
+
+    def _event(self, order: dict[str, Any], event: str, qty: float = 0.0,
+               price: float | None = None) -> None:
+        data: dict[str, Any] = {"event": event, "timestamp": iso(self.now()),
+                                "order": dict(order)}
+        if event in ("fill", "partial_fill"):
+            data.update(execution_id=str(uuid.uuid4()), qty=_num(qty), price=_num(price or 0),
+                        position_qty=_num(self.positions.get(
+                            order["symbol"].replace("/", ""), {"qty": 0.0})["qty"]))
+        self._push(data)
+
+    def replay_last_event(self) -> None:
+        with self.lock:
+            self._push(dict(self.stream_sent[-1]))
+
+    def reject(self, coid: str, reason: str = "rejected by the exchange") -> None:
+        with self.lock:
+            order = self.orders[self.by_coid[coid]]
+            order["status"] = "rejected"
+            order["failed_at"] = order["updated_at"] = iso(self.now())
+            self._event(order, "rejected")
+
+    def _exchange_loop(self) -> None:
+        while not self._stopped.wait(self.fill_every or 0.05):
+            if self.fill_every is None:
+                continue
+            with self.lock:
+                for oid in list(self.orders):
+                    self._advance(oid, by="exchange")
 
     def add_order(self, symbol: str, side: str, qty: float, coid: str,
                   plan: list[float] | None = None) -> dict[str, Any]:
@@ -193,15 +332,22 @@ class FakeAlpaca:
         self._plan_of[oid] = (list(plan if plan is not None else self.fill_plan), 0)
         if self.hold:
             self._held.add(oid)
-        self._advance(oid, first=True)
-        return order
+        self._event(order, "new")
+        if self.fill_every is None:
+            self._advance(oid, first=True)
+        else:  # the exchange fills it, from plan step 0 on
+            self._plan_of[oid] = (self._plan_of[oid][0], -1)
+        return dict(order)
 
-    def _advance(self, oid: str, first: bool = False) -> None:
-        """Move the order one step along its fill plan."""
+    def _advance(self, oid: str, first: bool = False, by: str = "read") -> None:
+        """Move the order one step along its fill plan (`by` a REST read, or by the exchange
+        when `fill_every` is set: then reads do not move it)."""
         order = self.orders[oid]
         if order["status"] in ("filled", "canceled", "rejected", "expired"):
             return
         if oid in self._held:
+            return
+        if by == "read" and self.fill_every is not None and not first:
             return
         plan, step = self._plan_of[oid]
         if not first:
@@ -210,7 +356,8 @@ class FakeAlpaca:
             return  # equities do not fill while the market is closed
         if step >= len(plan):
             order["status"] = self.end_status
-            order["canceled_at"] = iso(self.now())
+            order["canceled_at"] = order["updated_at"] = iso(self.now())
+            self._event(order, self.end_status)
             return
         self._plan_of[oid] = (plan, step)
         target = plan[step] * float(order["qty"])
@@ -229,6 +376,9 @@ class FakeAlpaca:
             order["filled_at"] = iso(self.now())
         elif float(order["filled_qty"]) > 0:
             order["status"] = "partially_filled"
+        if delta > 1e-12:
+            self._event(order, "fill" if order["status"] == "filled" else "partial_fill",
+                        delta, price)
 
     def _book(self, symbol: str, signed: float, price: float) -> None:
         key = symbol.replace("/", "")
@@ -283,7 +433,18 @@ class FakeAlpaca:
         if body:
             payload = json.loads(body)
         with self.lock:
+            stall = next((st for st in self.stalls if st[0] == method and st[1] == path
+                          and (st[3] is None or st[3] == payload.get("symbol"))), None)
+            if stall is not None:
+                self.stalls.remove(stall)
+        if stall is not None:  # outside the lock: the other requests go on meanwhile
+            began = _wall.monotonic()
+            stall[4].wait(stall[2])
+            with self.lock:
+                self.stalled.append((method, path, began, _wall.monotonic()))
+        with self.lock:
             self.log.append((method, path, payload or dict(query)))
+            self.log_times.append(_wall.monotonic())
             fault = next((f for f in self.faults if f.method == method and f.path == path),
                          None)
             if fault is not None:
@@ -482,6 +643,34 @@ def _timeframe_seconds(text: str) -> int:
         if text.endswith(unit) and text[: -len(unit)].isdigit():
             return int(text[: -len(unit)]) * seconds
     raise ValueError(f"timeframe {text!r}")
+
+
+class _Server(ThreadingHTTPServer):
+    """HTTP, and on the same port the trade-update stream: a connection whose request line is
+    ``GET /stream`` goes to the websocket server."""
+
+    daemon_threads = True
+
+    def __init__(self, fake: FakeAlpaca) -> None:
+        self.fake = fake
+        super().__init__(("127.0.0.1", 0), _handler(fake))
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        head = b""
+        deadline = _wall.monotonic() + 5.0
+        with contextlib.suppress(OSError):
+            while len(head) < 12 and b"\r\n" not in head and _wall.monotonic() < deadline:
+                head = request.recv(64, socket.MSG_PEEK)
+                if not head:
+                    return
+                if len(head) < 12:
+                    _wall.sleep(0.001)
+        if head.startswith(b"GET /stream ") or head.startswith(b"GET /stream?"):
+            request.setblocking(True)
+            request.settimeout(None)
+            self.fake._ws.handler(request, client_address)
+            return
+        super().finish_request(request, client_address)
 
 
 def _handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,7 @@ async def run_embedded(
     reconciliation = None
     reconcile = getattr(broker, "reconcile", None)  # brokers with a remote account
     if reconcile is not None:
-        report = reconcile(col, time.time())
+        report = await asyncio.to_thread(reconcile, col, time.time())
         reconciliation = report.to_dict()
         for line in report.lines() if log is not None else ():
             log(line)
@@ -219,6 +219,7 @@ async def run_embedded(
                                       None if opts.fast else opts.speed)
     wall_start = time.monotonic()
     last_refresh = 0.0
+    settle = _settler(broker) if opts.fast else None
     try:
         async for tick in _until(feed.ticks(), stop):
             if stop.is_set():
@@ -227,7 +228,7 @@ async def run_embedded(
             if opts.duration is not None and time.monotonic() - wall_start >= opts.duration:
                 state.stopped_by = "duration"
                 break
-            await _one_tick(tick, col, pool, bus, consumer, store, state, secret, log)
+            await _one_tick(tick, col, pool, bus, consumer, store, state, secret, log, settle)
             if on_refresh is not None and time.monotonic() - last_refresh >= refresh_every:
                 last_refresh = time.monotonic()
                 on_refresh(snapshot(col, state, consumer))
@@ -236,10 +237,21 @@ async def run_embedded(
                 break
         else:
             state.stopped_by = "signal" if stop.is_set() else (state.stopped_by or "feed ended")
+        # the submissions still under way get their answers, and the orders still open one
+        # last REST read, before the state is saved
+        ending = _settler(broker)
+        if ending is not None:
+            await ending()
+            col.poll_orders(state.now)
+            await asyncio.to_thread(broker.catch_up, list(col.pending))  # type: ignore[attr-defined]
+            col.poll_orders(state.now)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
+        close = getattr(broker, "close", None)
+        if close is not None:
+            await asyncio.to_thread(close)
     await store.save(col)
     final = snapshot(col, state, consumer, decisions=None)
     final["stats"]["stopped_by"] = state.stopped_by
@@ -274,9 +286,26 @@ async def _until(ticks: AsyncIterator[Tick], stop: asyncio.Event) -> AsyncIterat
             return
 
 
+def _settler(broker: Broker) -> Callable[[], Awaitable[None]] | None:
+    """For a broker that works off the loop (Alpaca): a wait, in a thread, until every
+    submission has its answer. `--fast` waits at the end of each tick: a synthetic world at
+    full speed has no wall time for an order to travel in, and waiting makes a seed's run
+    the same one each time. A paced run, and `rawe consensus`, never wait."""
+    settle = getattr(broker, "settle", None)
+    if settle is None:
+        return None
+
+    async def wait() -> None:
+        if broker.busy:  # type: ignore[attr-defined]
+            await asyncio.to_thread(settle)
+
+    return wait
+
+
 async def _one_tick(tick: Tick, col: Collective, pool: AgentPool, bus: Bus,
                     consumer: ProposalConsumer, store: Store, state: RunState,
-                    secret: str | None, log: Callable[[str], None] | None) -> None:
+                    secret: str | None, log: Callable[[str], None] | None,
+                    settle: Callable[[], Awaitable[None]] | None = None) -> None:
     now = tick.timestamp
     if state.classifier is not None:  # regime scheme: weights follow the classified regime
         col.set_regime(state.classifier.update(tick.bars))
@@ -287,6 +316,8 @@ async def _one_tick(tick: Tick, col: Collective, pool: AgentPool, bus: Bus,
     await bus.add_many(bus.keys.proposals, [codec.encode_proposal(p, secret) for p in proposals])
     await consumer.drain(now)
     closed.extend(col.check_exits(now))
+    if settle is not None:
+        await settle()
     closed.extend(col.poll_orders(now))
     await store.save(col)
     state.tick = tick.index + 1

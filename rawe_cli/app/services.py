@@ -138,6 +138,9 @@ class ConsensusService:
                 await Lease(client, self.keys, self.owner).release()
             with contextlib.suppress(Exception):
                 await client.aclose()
+            close = getattr(self.opts.broker, "close", None)  # Alpaca: its loop and stream
+            if close is not None:
+                await asyncio.to_thread(close)
 
     async def _acquire(self, client: Any) -> tuple[Lease, Token] | None:
         lease = Lease(client, self.keys, self.owner, self.opts.lease_ms)
@@ -215,6 +218,9 @@ class ConsensusService:
         # Bars published before this point were taken as marks only (above); the ones from
         # here on are read, checked and dead-lettered when bad.
         self.say(f"listening: proposals on {self.keys.proposals}, bars on {self.keys.market}")
+        # A broker off the loop (Alpaca) gathers its events by itself: apply them at every
+        # turn (a queue read); one that answers when asked is polled with the chores.
+        events = hasattr(broker, "updates")
         renew_every = self.opts.lease_ms / 3000
         last_renew = last_chores = last_refresh = last_market = last_archive = 0.0
         while self._time_left():
@@ -231,6 +237,8 @@ class ConsensusService:
                     last_market = mono
                     market_last = await self._follow_market(bus, market_last, consumer)
                 got_n = await consumer.poll(self._now, block_ms=100)
+                if events:
+                    col.poll_orders(self._now())
                 if 0 < got_n < 64:
                     # Under load, let a burst gather for a millisecond: fewer, larger
                     # batches cost fewer round trips per proposal.

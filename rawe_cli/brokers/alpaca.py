@@ -1,7 +1,10 @@
 """Alpaca through alpaca-py: the collective's orders on an Alpaca (paper) account.
 
-alpaca-py is imported lazily (slow to import). Everything that talks to Alpaca's trading API
-lives here; the market-data and news side lives in feeds/alpaca.py.
+alpaca-py is imported lazily (slow to import). The trading API's REST logic lives here (it
+blocks: `AlpacaBroker` is driven from worker threads by alpaca_streaming.py, which adds the
+trade-update stream and keeps it all off the engine's loop); the market-data and news side
+lives in feeds/alpaca.py. Every trading request takes a token from a rate-limit bucket
+(ratelimit.py) first.
 
 Orders
     One market order per collective order, client_order_id = the decision id (exits:
@@ -34,6 +37,7 @@ import contextlib
 import functools
 import math
 import os
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -42,6 +46,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rawe_cli.brokers.base import keep_newest
+from rawe_cli.brokers.ratelimit import TokenBucket
 from rawe_cli.errors import BrokerError, RaweError
 from rawe_cli.models import Order, OrderStatus, OrderUpdate, Side
 
@@ -51,6 +56,7 @@ TRADING_URL_ENV = "APCA_API_BASE_URL"
 DATA_URL_ENV = "APCA_API_DATA_URL"
 SDK_WAIT_ENV = "RAWE_ALPACA_SDK_RETRY_WAIT"
 BACKOFF_ENV = "RAWE_ALPACA_BACKOFF"
+RATE_ENV = "RAWE_ALPACA_RATE_LIMIT"
 LIVE_HOST = "api.alpaca.markets"
 PAPER_URL = "https://paper-api.alpaca.markets"
 LIVE_URL = "https://api.alpaca.markets"
@@ -83,6 +89,7 @@ class AlpacaConfig:
     resubmits: int = 3  # re-sends of an unconfirmed order that Alpaca never saw
     clock_ttl: float = 15.0  # seconds the market clock is cached
     http_timeout: float = 10.0  # seconds per HTTP request (alpaca-py sets none)
+    rate_limit: float = 200.0  # trading-API requests a minute (Alpaca's limit: about 200)
 
     @property
     def endpoint(self) -> str:
@@ -149,7 +156,15 @@ def config_from_env(env: Mapping[str, str] | None = None, *, live: bool = False,
         data_url=data,
         sdk_retry_wait=_env_float(env, SDK_WAIT_ENV, 3.0),
         backoff=_env_float(env, BACKOFF_ENV, 0.5),
+        rate_limit=_positive(env, RATE_ENV, 200.0),
     )
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _env_float(env, name, default)
+    if value <= 0:
+        raise RaweError(f"{name} must be > 0")
+    return value
 
 
 # -- alpaca-py plumbing ----------------------------------------------------------------------
@@ -177,12 +192,23 @@ def tune(client: Any, cfg: AlpacaConfig) -> Any:
     return client
 
 
-def trading_client(cfg: AlpacaConfig) -> Any:
+def trading_client(cfg: AlpacaConfig, limiter: TokenBucket | None = None) -> Any:
+    """alpaca-py's TradingClient, tuned; with `limiter`, every HTTP request it makes (alpaca-py's
+    own 429 re-sends included) first takes a token from it."""
     with quiet_import():
         from alpaca.trading.client import TradingClient
-    client = TradingClient(cfg.key_id, cfg.secret_key, paper=cfg.paper,
-                           url_override=cfg.trading_url)
-    return tune(client, cfg)
+    client = tune(TradingClient(cfg.key_id, cfg.secret_key, paper=cfg.paper,
+                                url_override=cfg.trading_url), cfg)
+    if limiter is not None:
+        session = client._session
+        send = session.request
+
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            limiter.acquire()
+            return send(*args, **kwargs)
+
+        session.request = limited
+    return client
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +293,22 @@ class BrokerStats:
     rejected: int = 0
     unconfirmed: int = 0
     resubmitted: int = 0
+    order_reads: int = 0  # REST reads of one order (polls, look-ups, catch-ups)
+    stream_updates: int = 0  # trade updates taken from the stream (new to the ledger)
+    stream_drops: int = 0  # times the trade-update stream went down
+    limiter: TokenBucket | None = field(default=None, repr=False)  # counts the waits
+
+    @property
+    def throttled(self) -> int:
+        """Requests that waited for the rate limit."""
+        return self.limiter.waits if self.limiter is not None else 0
 
     def to_dict(self) -> dict[str, int]:
         return {"submitted": self.submitted, "retries": self.retries,
                 "recovered": self.recovered, "rejected": self.rejected,
-                "unconfirmed": self.unconfirmed, "resubmitted": self.resubmitted}
+                "unconfirmed": self.unconfirmed, "resubmitted": self.resubmitted,
+                "order_reads": self.order_reads, "stream_updates": self.stream_updates,
+                "stream_drops": self.stream_drops, "throttled": self.throttled}
 
 
 class AlpacaBroker:
@@ -279,13 +316,16 @@ class AlpacaBroker:
 
     def __init__(self, cfg: AlpacaConfig, *, client: Any = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 say: Callable[[str], None] | None = None) -> None:
         self.cfg = cfg
-        self.client = client if client is not None else trading_client(cfg)
+        self.limiter = TokenBucket(cfg.rate_limit, say=say, what="Alpaca trading API")
+        self.client = client if client is not None else trading_client(cfg, self.limiter)
+        self._lock = threading.RLock()  # _remember: the stream's and the workers' threads
         self._sleep = sleep
         self._mono = monotonic
         self.prices: dict[str, float] = {}
-        self.stats = BrokerStats()
+        self.stats = BrokerStats(limiter=self.limiter)
         self.account: dict[str, Any] = {}
         self._clock: tuple[float, bool, float] | None = None  # fetched, is_open, next_open
         self._fractionable: dict[str, bool] = {}
@@ -378,6 +418,7 @@ class AlpacaBroker:
         if last is not None and last.status.final:
             return last
         try:
+            self.stats.order_reads += 1
             return self._remember(to_update(self.client.get_order_by_client_id(coid)))
         except Exception as exc:
             failure = classify(exc)
@@ -399,12 +440,17 @@ class AlpacaBroker:
     # -- internals --------------------------------------------------------------------------
 
     def _remember(self, update: OrderUpdate) -> OrderUpdate:
-        self._last[update.client_order_id] = update
-        self._unconfirmed.pop(update.client_order_id, None)
-        if update.status.final:  # nothing left to re-send
-            self._sent.pop(update.client_order_id, None)
-        keep_newest(self._last)
+        with self._lock:
+            self._last[update.client_order_id] = update
+            self._unconfirmed.pop(update.client_order_id, None)
+            if update.status.final:  # nothing left to re-send
+                self._sent.pop(update.client_order_id, None)
+            keep_newest(self._last)
         return update
+
+    def unconfirmed(self, coid: str) -> bool:
+        """A submission never confirmed: only a REST look-up can tell what became of it."""
+        return coid in self._unconfirmed
 
     def _reject(self, coid: str, reason: str) -> OrderUpdate:
         self.stats.rejected += 1
@@ -422,6 +468,7 @@ class AlpacaBroker:
         the Failure itself so the caller can decide.
         """
         try:
+            self.stats.order_reads += 1
             return self.client.get_order_by_client_id(coid)
         except Exception as exc:
             failure = classify(exc)

@@ -57,10 +57,11 @@ def make_broker(
         return PaperBroker(fee_bps=settings.fee_bps, slippage_bps=settings.slippage_bps)
 
     from rawe_cli.brokers.alpaca import AlpacaBroker, config_from_env
+    from rawe_cli.brokers.alpaca_streaming import StreamingAlpacaBroker
 
     cfg = config_from_env(env, live=live)
-    broker = AlpacaBroker(cfg)
-    account: dict[str, Any] = broker.check_account()
+    inner = AlpacaBroker(cfg, say=log)
+    account: dict[str, Any] = inner.check_account()
     mode = "LIVE" if live else "paper"
     if live and not confirm_live:
         ask = confirm or ask_terminal
@@ -72,4 +73,5 @@ def make_broker(
     if log is not None:
         log(f"alpaca {mode} account {account['account_number']} at {cfg.endpoint}: "
             f"equity ${account['equity']:,.2f}, buying power ${account['buying_power']:,.2f}")
-    return broker
+    # orders off the engine's loop, fills by the trade-update stream (REST as the fallback)
+    return StreamingAlpacaBroker(inner, say=log).start()
