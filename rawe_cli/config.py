@@ -1,19 +1,42 @@
-"""Settings and personalities: YAML files validated field by field, with one-line errors."""
+"""Settings and personalities: pydantic dataclasses, read from YAML files, one-line errors.
+
+The field types, their JSON Schema and the translation of pydantic's errors are in schema.py.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from rawe_cli.durations import Duration, bars, parse_duration
+from pydantic import ConfigDict, Field, ValidationError, model_validator
+from pydantic.dataclasses import dataclass
+
+from rawe_cli.durations import bars
 from rawe_cli.errors import ConfigError
-from rawe_cli.levels import VOL, Level, parse_level
+from rawe_cli.levels import VOL, Level
 from rawe_cli.models import SignalType
-from rawe_cli.schema import Field, check_mapping
+from rawe_cli.schema import (
+    JSON_SCHEMA_DIALECT,
+    AnyDuration,
+    FieldDoc,
+    Flag,
+    Names,
+    Number,
+    PositiveDuration,
+    PositiveTime,
+    PriceLevel,
+    Text,
+    Whole,
+    field_docs,
+    json_schema,
+    name_list,
+    one_line,
+)
+
+T = TypeVar("T")
 
 SCHEMES = ("majority", "winrate", "hedge", "regime", "meta")
 DEFAULT_THRESHOLD_SHARE = 0.5
@@ -28,147 +51,119 @@ DEFAULT_TAKE = Level(4.0, VOL)
 SIGNAL_TYPES = tuple(t.value for t in SignalType)
 DEFAULT_ARCHIVE = "~/.local/share/rawe/{namespace}-decisions.jsonl"
 
-SETTINGS_FIELDS: tuple[Field, ...] = (
-    Field("symbols", "str_list", ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD"),
-          "Symbols the synthetic world (or a live feed) trades."),
-    Field("threshold", "float", None, "Absolute consensus threshold: the winning side's summed "
-          "weight must reach it. Unset (the default): the relative threshold_share applies.",
-          lo=0, lo_open=True, optional=True),
-    Field("threshold_share", "float", None, "Relative threshold: a share of the registered "
-          "agents' current total weight (default 0.5 when `threshold` is not set either); "
-          "overrides `threshold` when set.", lo=0, hi=1, lo_open=True, optional=True),
-    Field("window", "duration", DEFAULT_WINDOW, "How long a proposal stays in its asset's "
-          "window: bars (3b) or time (15s, 5m); a plain number is seconds.", lo=0,
-          lo_open=True),
-    Field("narrative_half_life", "duration", DEFAULT_HALF_LIFE, "Narrative engine: time for an "
-          "unmentioned narrative's intensity to halve (bars or time).", lo=0, lo_open=True),
-    Field("signal_cooldown", "duration", DEFAULT_SIGNAL_COOLDOWN, "Narrative engine: least "
-          "time between two signals of one type on one narrative and symbol.", lo=0),
-    Field("scheme", "choice", "meta", "Weighting scheme (meta: per-regime weights and the "
-          "coalition gate of core/meta.py).", choices=SCHEMES),
-    Field("fee_bps", "float", 1.0, "Broker fee, basis points of notional, per fill.", lo=0,
-          hi=1000),
-    Field("slippage_bps", "float", 2.0, "Paper fill slippage, basis points against the trader.",
-          lo=0, hi=1000),
-    Field("initial_cash", "float", 100_000.0, "Starting cash of the collective, dollars.", lo=0,
-          lo_open=True),
-    Field("max_open_positions", "int", 10, "Risk: most positions open at once.", lo=1),
-    Field("max_position_fraction", "float", 0.25, "Risk: largest position as a fraction of "
-          "equity; larger sizes are cut to it.", lo=0, hi=1, lo_open=True),
-    Field("max_gross_exposure", "float", 1.5, "Risk: most gross exposure as a multiple of "
-          "equity; a decision that would pass it is skipped.", lo=0, lo_open=True),
-    Field("tick_seconds", "time", 5.0, "The bar size: event time between two bars of the "
-          "synthetic world, and the poll interval (one bar) of a live feed; seconds or a time "
-          "(5m, 1h, 1d). Replay data takes its bar size from its own bars.", lo=0,
-          lo_open=True),
-    Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
-    Field("namespace", "str", "rawe", "Prefix of every Redis key."),
-    Field("learning_rate", "float", 0.1, "Learned schemes (hedge, regime, meta): learning "
-          "rate of the multiplicative "
-          "weights.", lo=0, lo_open=True, hi=10),
-    Field("min_weight", "float", 0.1, "Learned schemes: lower bound of a score.", lo=0,
-          lo_open=True),
-    Field("max_weight", "float", 3.0, "Learned schemes: upper bound of a score.", lo=0,
-          lo_open=True),
-    Field("clock_tolerance", "time", 60.0, "Live: the most a proposal may be stamped ahead of "
-          "the engine's clock, and a bar or narrative event ahead of the wall clock; further "
-          "ahead is dead-lettered.",
-          lo=0, lo_open=True),
-    Field("ledger_retention", "time", 604800.0, "Live: closed, skipped and rejected decisions "
-          "older than this move from Redis to the archive file (7 days; 1h, 2d, ...).",
-          lo=0, lo_open=True),
-    Field("archive", "str", DEFAULT_ARCHIVE, "Live: the decision archive, a JSON-lines file "
-          "(append-only) that `rawe decisions --archived` reads; {namespace} is replaced."),
-    Field("sentiment", "choice", "blend", "Headline sentiment scorer of news: blend (the word "
-          "list, else VADER), words (the word list) or vader (README, \"Sentiment\").",
-          choices=("blend", "words", "vader")),
-)
-
-PERSONALITY_FIELDS: tuple[Field, ...] = (
-    Field("name", "str", None, "Display name; unique in the file."),
-    Field("description", "str", "-", "One line on how this agent behaves."),
-    Field("trusts", "choice_list", SIGNAL_TYPES, "Signal types this agent acts on.",
-          choices=SIGNAL_TYPES),
-    Field("stance", "choice", "follow", "`follow` trades the signal's direction, `fade` "
-          "the opposite.", choices=("follow", "fade")),
-    Field("min_strength", "float", 0.5, "Ignore signals weaker than this.", lo=0, hi=1),
-    Field("min_confidence", "float", 0.7, "Propose only at or above this confidence.", lo=0,
-          hi=1),
-    Field("risk_aversion", "float", 0.5, "How much a signal's risk score lowers confidence.",
-          lo=0, hi=1),
-    Field("max_risk_score", "float", 1.0, "Ignore signals riskier than this.", lo=0, hi=1),
-    Field("position_size", "float", 0.05, "Base size, a fraction of equity.", lo=0, hi=1,
-          lo_open=True),
-    Field("size_by_confidence", "bool", True, "Scale size by confidence."),
-    Field("holding_horizon", "duration", DEFAULT_HORIZON, "How long to hold before a time "
-          "exit: bars (40b) or time (2h); a plain number is seconds.", lo=0, lo_open=True),
-    Field("stop_loss", "level", DEFAULT_STOP, "Stop-loss: a fraction of the entry price (0.02, "
-          "2%) or a multiple of the noise over the holding horizon (3vol)."),
-    Field("take_profit", "level", DEFAULT_TAKE, "Take-profit: a fraction of the entry price or "
-          "a multiple of the noise over the holding horizon (4vol)."),
-    Field("cooldown", "duration", DEFAULT_COOLDOWN, "Least time between two proposals on one "
-          "asset: bars or time; a plain number is seconds.", lo=0),
-)
+SignalTypeName = Literal[SIGNAL_TYPES]  # type: ignore[valid-type]
+SchemeName = Literal[SCHEMES]  # type: ignore[valid-type]
+# Unknown fields are errors (usually typos); validation on every construction, from a file,
+# a flag or Python (`dataclasses.replace` included), so a Settings is always a valid one.
+STRICT = ConfigDict(extra="forbid")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=STRICT)
 class Personality:
-    name: str
-    description: str = "-"
-    trusts: tuple[str, ...] = SIGNAL_TYPES
-    stance: str = "follow"
-    min_strength: float = 0.5
-    min_confidence: float = 0.7
-    risk_aversion: float = 0.5
-    max_risk_score: float = 1.0
-    position_size: float = 0.05
-    size_by_confidence: bool = True
-    holding_horizon: Duration = DEFAULT_HORIZON
-    stop_loss: Level = DEFAULT_STOP
-    take_profit: Level = DEFAULT_TAKE
-    cooldown: Duration = DEFAULT_COOLDOWN
+    name: Annotated[Text, Field(description="Display name; unique in the file.")]
+    description: Annotated[Text, Field(description="One line on how this agent behaves.")
+                           ] = "-"
+    trusts: Annotated[tuple[SignalTypeName, ...], *name_list({"enum": list(SIGNAL_TYPES)}),
+                      Field(description="Signal types this agent acts on.")] = SIGNAL_TYPES
+    stance: Annotated[Literal["follow", "fade"], Field(
+        description="`follow` trades the signal's direction, `fade` the opposite.")] = "follow"
+    min_strength: Annotated[Number, Field(ge=0, le=1,
+                                          description="Ignore signals weaker than this.")] = 0.5
+    min_confidence: Annotated[Number, Field(
+        ge=0, le=1, description="Propose only at or above this confidence.")] = 0.7
+    risk_aversion: Annotated[Number, Field(
+        ge=0, le=1, description="How much a signal's risk score lowers confidence.")] = 0.5
+    max_risk_score: Annotated[Number, Field(
+        ge=0, le=1, description="Ignore signals riskier than this.")] = 1.0
+    position_size: Annotated[Number, Field(
+        gt=0, le=1, description="Base size, a fraction of equity.")] = 0.05
+    size_by_confidence: Annotated[Flag, Field(description="Scale size by confidence.")] = True
+    holding_horizon: Annotated[PositiveDuration, Field(
+        description="How long to hold before a time exit: bars (40b) or time (2h); a plain "
+        "number is seconds.")] = DEFAULT_HORIZON
+    stop_loss: Annotated[PriceLevel, Field(
+        description="Stop-loss: a fraction of the entry price (0.02, 2%) or a multiple of the "
+        "noise over the holding horizon (3vol).")] = DEFAULT_STOP
+    take_profit: Annotated[PriceLevel, Field(
+        description="Take-profit: a fraction of the entry price or a multiple of the noise "
+        "over the holding horizon (4vol).")] = DEFAULT_TAKE
+    cooldown: Annotated[AnyDuration, Field(
+        description="Least time between two proposals on one asset: bars or time; a plain "
+        "number is seconds.")] = DEFAULT_COOLDOWN
 
-    def __post_init__(self) -> None:
-        # Python callers may pass plain numbers (seconds, fractions) or strings ("40b").
-        for name in ("holding_horizon", "cooldown"):
-            object.__setattr__(self, name, parse_duration(getattr(self, name)))
-        for name in ("stop_loss", "take_profit"):
-            object.__setattr__(self, name, parse_level(getattr(self, name)))
 
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=STRICT)
 class Settings:
-    symbols: tuple[str, ...] = ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD")
-    threshold: float | None = None
-    threshold_share: float | None = None
-    window: Duration = DEFAULT_WINDOW
-    narrative_half_life: Duration = DEFAULT_HALF_LIFE
-    signal_cooldown: Duration = DEFAULT_SIGNAL_COOLDOWN
-    scheme: str = "meta"
-    fee_bps: float = 1.0
-    slippage_bps: float = 2.0
-    initial_cash: float = 100_000.0
-    max_open_positions: int = 10
-    max_position_fraction: float = 0.25
-    max_gross_exposure: float = 1.5
-    tick_seconds: float = 5.0
-    seed: int = 7
-    namespace: str = "rawe"
-    learning_rate: float = 0.1
-    min_weight: float = 0.1
-    max_weight: float = 3.0
-    clock_tolerance: float = 60.0
-    ledger_retention: float = 604800.0
-    sentiment: str = "blend"
-    archive: str = DEFAULT_ARCHIVE
+    symbols: Annotated[Names, Field(
+        description="Symbols the synthetic world (or a live feed) trades.")
+    ] = ("AAPL", "MSFT", "NVDA", "TSLA", "BTC/USD")
+    threshold: Annotated[Number | None, Field(
+        gt=0, description="Absolute consensus threshold: the winning side's summed weight "
+        "must reach it. Unset (the default): the relative threshold_share applies.")] = None
+    threshold_share: Annotated[Number | None, Field(
+        gt=0, le=1, description="Relative threshold: a share of the registered agents' "
+        "current total weight (default 0.5 when `threshold` is not set either); overrides "
+        "`threshold` when set.")] = None
+    window: Annotated[PositiveDuration, Field(
+        description="How long a proposal stays in its asset's window: bars (3b) or time "
+        "(15s, 5m); a plain number is seconds.")] = DEFAULT_WINDOW
+    narrative_half_life: Annotated[PositiveDuration, Field(
+        description="Narrative engine: time for an unmentioned narrative's intensity to "
+        "halve (bars or time).")] = DEFAULT_HALF_LIFE
+    signal_cooldown: Annotated[AnyDuration, Field(
+        description="Narrative engine: least time between two signals of one type on one "
+        "narrative and symbol.")] = DEFAULT_SIGNAL_COOLDOWN
+    scheme: Annotated[SchemeName, Field(
+        description="Weighting scheme (meta: per-regime weights and the coalition gate of "
+        "core/meta.py).")] = "meta"
+    fee_bps: Annotated[Number, Field(
+        ge=0, le=1000, description="Broker fee, basis points of notional, per fill.")] = 1.0
+    slippage_bps: Annotated[Number, Field(
+        ge=0, le=1000, description="Paper fill slippage, basis points against the trader.")
+    ] = 2.0
+    initial_cash: Annotated[Number, Field(
+        gt=0, description="Starting cash of the collective, dollars.")] = 100_000.0
+    max_open_positions: Annotated[Whole, Field(
+        ge=1, description="Risk: most positions open at once.")] = 10
+    max_position_fraction: Annotated[Number, Field(
+        gt=0, le=1, description="Risk: largest position as a fraction of equity; larger "
+        "sizes are cut to it.")] = 0.25
+    max_gross_exposure: Annotated[Number, Field(
+        gt=0, description="Risk: most gross exposure as a multiple of equity; a decision "
+        "that would pass it is skipped.")] = 1.5
+    tick_seconds: Annotated[PositiveTime, Field(
+        description="The bar size: event time between two bars of the synthetic world, and "
+        "the poll interval (one bar) of a live feed; seconds or a time (5m, 1h, 1d). Replay "
+        "data takes its bar size from its own bars.")] = 5.0
+    seed: Annotated[Whole, Field(ge=0, description="Seed of the synthetic world.")] = 7
+    namespace: Annotated[Text, Field(description="Prefix of every Redis key.")] = "rawe"
+    learning_rate: Annotated[Number, Field(
+        gt=0, le=10, description="Learned schemes (hedge, regime, meta): learning rate of "
+        "the multiplicative weights.")] = 0.1
+    min_weight: Annotated[Number, Field(
+        gt=0, description="Learned schemes: lower bound of a score.")] = 0.1
+    max_weight: Annotated[Number, Field(
+        gt=0, description="Learned schemes: upper bound of a score.")] = 3.0
+    clock_tolerance: Annotated[PositiveTime, Field(
+        description="Live: the most a proposal may be stamped ahead of the engine's clock, "
+        "and a bar or narrative event ahead of the wall clock; further ahead is "
+        "dead-lettered.")] = 60.0
+    ledger_retention: Annotated[PositiveTime, Field(
+        description="Live: closed, skipped and rejected decisions older than this move from "
+        "Redis to the archive file (7 days; 1h, 2d, ...).")] = 604800.0
+    archive: Annotated[Text, Field(
+        description="Live: the decision archive, a JSON-lines file (append-only) that "
+        "`rawe decisions --archived` reads; {namespace} is replaced.")] = DEFAULT_ARCHIVE
+    sentiment: Annotated[Literal["blend", "words", "vader"], Field(
+        description="Headline sentiment scorer of news: blend (the word list, else VADER), "
+        "words (the word list) or vader (README, \"Sentiment\").")] = "blend"
 
-    def __post_init__(self) -> None:
-        # Python callers may pass plain numbers (seconds) or strings ("3b", "5m").
-        for name in ("window", "narrative_half_life", "signal_cooldown"):
-            object.__setattr__(self, name, parse_duration(getattr(self, name)))
-        for name in ("tick_seconds", "clock_tolerance", "ledger_retention"):
-            object.__setattr__(self, name,
-                               parse_duration(getattr(self, name), allow_bars=False).value)
+    @model_validator(mode="after")
+    def _weights_in_order(self) -> Settings:
+        if self.min_weight > self.max_weight:
+            raise ValueError(f"min_weight ({self.min_weight}) is above max_weight "
+                             f"({self.max_weight})")
+        return self
 
     def archive_path(self) -> Path:
         """Where decisions past the ledger retention go."""
@@ -189,27 +184,35 @@ class Settings:
     def with_overrides(self, **overrides: Any) -> Settings:
         """Flags override the file: None means "not given"; values are validated."""
         given = {k: v for k, v in overrides.items() if v is not None}
-        checked = check_mapping(SETTINGS_FIELDS, given, "option", partial=True)
-        merged = dataclasses.replace(self, **checked)
-        _cross_check(merged, "option")
-        return merged
+        if not given:
+            return self
+        return validated(Settings, {**_values(self), **given}, "option")
 
 
-def _cross_check(s: Settings, where: str) -> None:
-    if s.min_weight > s.max_weight:
-        raise ConfigError(f"{where}: min_weight ({s.min_weight}) is above max_weight "
-                          f"({s.max_weight})")
+SETTINGS_FIELDS: tuple[FieldDoc, ...] = field_docs(Settings)
+PERSONALITY_FIELDS: tuple[FieldDoc, ...] = field_docs(Personality)
+
+
+def _values(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+
+def validated(cls: type[T], data: Any, where: str) -> T:
+    """`cls` from a mapping of field: value, or ConfigError naming `where` in one line."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping of field: value, got {type(data).__name__}")
+    try:
+        return cls.__pydantic_validator__.validate_python(data)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        raise ConfigError(one_line(exc, cls, where)) from None
 
 
 def _read_yaml(path: Path) -> Any:
     import yaml
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    from rawe_cli.textfile import read_text
+
+    text = read_text(path, ConfigError)
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -227,10 +230,7 @@ def load_settings(path: str | Path | None) -> Settings:
     data = _read_yaml(path)
     if data is None:
         data = {}
-    checked = check_mapping(SETTINGS_FIELDS, data, str(path), partial=True)
-    settings = dataclasses.replace(Settings(), **checked)
-    _cross_check(settings, str(path))
-    return settings
+    return validated(Settings, data, str(path))
 
 
 def _personalities_from(data: Any, where: str) -> list[Personality]:
@@ -243,11 +243,12 @@ def _personalities_from(data: Any, where: str) -> list[Personality]:
     for i, entry in enumerate(data, start=1):
         label = entry.get("name") if isinstance(entry, dict) else None
         entry_where = f"{where}: personality {i}" + (f" ({label!r})" if label else "")
-        checked = check_mapping(PERSONALITY_FIELDS, entry, entry_where)
-        if checked["name"] in seen:
-            raise ConfigError(f"{entry_where}: field 'name': duplicate name {checked['name']!r}")
-        seen.add(checked["name"])
-        out.append(Personality(**checked))
+        personality = validated(Personality, entry, entry_where)
+        if personality.name in seen:
+            raise ConfigError(f"{entry_where}: field 'name': duplicate name "
+                              f"{personality.name!r}")
+        seen.add(personality.name)
+        out.append(personality)
     return out
 
 
@@ -260,6 +261,30 @@ def load_personalities(path: str | Path | None) -> list[Personality]:
         return _personalities_from(yaml.safe_load(text), "personalities/default.yaml")
     path = Path(path)
     return _personalities_from(_read_yaml(path), str(path))
+
+
+def settings_schema() -> dict[str, Any]:
+    """The JSON Schema of a settings file (`rawe config schema`)."""
+    body = json_schema(Settings)
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": "RAWE settings",
+            "description": "A RAWE settings file (rawe run -c FILE); every field is optional, "
+            "flags override the file. Durations: bars (3b) or time (15s, 5m); a plain number "
+            "is seconds.", **body}
+
+
+def personalities_schema() -> dict[str, Any]:
+    """The JSON Schema of a personalities file (`rawe config schema --personalities`): a list
+    of entries under `personalities:` (or the bare list)."""
+    entries = {"type": "array", "minItems": 1, "items": {"$ref": "#/definitions/Personality"},
+               "description": "The agents' personalities, in order; names are unique."}
+    return {"$schema": JSON_SCHEMA_DIALECT, "title": "RAWE personalities",
+            "description": "A RAWE personalities file (rawe run -p FILE); fields left out take "
+            "their defaults. Durations: bars (40b) or time (2h); levels: a fraction of the "
+            "entry price (0.02, 2%) or a multiple of the noise (3vol).",
+            "anyOf": [{"type": "object", "required": ["personalities"],
+                       "properties": {"personalities": {"$ref": "#/definitions/entries"}}},
+                      {"$ref": "#/definitions/entries"}],
+            "definitions": {"Personality": json_schema(Personality), "entries": entries}}
 
 
 def pick_agents(personalities: list[Personality], count: int, seed: int) -> list[Personality]:

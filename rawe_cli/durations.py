@@ -22,15 +22,16 @@ from typing import Any
 BARS = "bars"
 SECONDS = "s"
 
-_UNIT_SECONDS = {
+UNIT_SECONDS = {
     "s": 1.0, "sec": 1.0, "secs": 1.0, "second": 1.0, "seconds": 1.0,
     "m": 60.0, "min": 60.0, "mins": 60.0, "minute": 60.0, "minutes": 60.0,
     "h": 3600.0, "hr": 3600.0, "hrs": 3600.0, "hour": 3600.0, "hours": 3600.0,
     "d": 86400.0, "day": 86400.0, "days": 86400.0,
     "w": 604800.0, "week": 604800.0, "weeks": 604800.0,
 }
-_BAR_UNITS = ("b", "bar", "bars")
-_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+BAR_UNITS = ("b", "bar", "bars")
+NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"  # also the grammar of levels.py
+_PATTERN = re.compile(rf"^\s*({NUMBER})\s*([a-zA-Z]*)\s*$")
 EXAMPLES = "12b, 12 bars, 90s, 30m, 4h, 2d, or a number of seconds"
 
 
@@ -92,12 +93,12 @@ def parse_duration(value: Any, *, allow_bars: bool = True) -> Duration:
             raise ValueError(f"not a duration: {value!r} (expected {EXAMPLES})")
         number = float(match.group(1))
         suffix = match.group(2).lower()
-        if suffix in _BAR_UNITS:
+        if suffix in BAR_UNITS:
             if not allow_bars:
                 raise ValueError(f"{value!r}: must be a length of time here, not bars")
             unit = BARS
-        elif suffix == "" or suffix in _UNIT_SECONDS:
-            number *= _UNIT_SECONDS.get(suffix, 1.0)
+        elif suffix == "" or suffix in UNIT_SECONDS:
+            number *= UNIT_SECONDS.get(suffix, 1.0)
             unit = SECONDS
         else:
             raise ValueError(f"unknown unit {match.group(2)!r} in {value!r} "

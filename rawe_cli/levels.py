@@ -14,10 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from rawe_cli.durations import NUMBER
+
 FRACTION = "fraction"
 VOL = "vol"
 EXAMPLES = "0.02, 2%, or 2.5vol (multiples of the noise over the holding horizon)"
-_PATTERN = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(%|vol|sd|sigma)?\s*$",
+SUFFIXES = ("%", "vol", "sd", "sigma")  # "%": of the price; the others: units of noise
+_PATTERN = re.compile(rf"^\s*({NUMBER})\s*({'|'.join(map(re.escape, SUFFIXES))})?\s*$",
                       re.IGNORECASE)
 MIN_FRACTION = 1e-5
 MAX_FRACTION = 0.9

@@ -88,10 +88,56 @@ def test_settings_file_and_flag_overrides(tmp_path):
 def test_bad_settings(tmp_path):
     with pytest.raises(ConfigError, match="field 'threshold'"):
         load_settings(write(tmp_path, "threshold: -1\n", "s.yaml"))
-    with pytest.raises(ConfigError, match="unknown field 'treshold'"):
+    with pytest.raises(ConfigError, match=r"unknown field 'treshold' \(did you mean "
+                       r"'threshold'\?\); known fields: archive, "):
         load_settings(write(tmp_path, "treshold: 1\n", "s.yaml"))
     with pytest.raises(ConfigError, match="min_weight"):
         load_settings(write(tmp_path, "min_weight: 5\nmax_weight: 2\n", "s.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("threshold: -1\nwindow: 5x\ntreshold: 2\n", "unknown field 'treshold'"),  # typos first
+        ("fee_bps: '1.5'\n", "field 'fee_bps': must be a number in [0, 1000], got '1.5'"),
+        ("seed: 2.5\n", "field 'seed': must be a whole number, got 2.5"),
+        ("seed: 2.0\n", "field 'seed': must be a whole number, got 2.0 (write 2)"),
+        ("fee_bps: .nan\n", "field 'fee_bps': must be finite, got nan"),
+        ("symbols: [A, A]\n", "field 'symbols': has duplicate items"),
+        ("tick_seconds: 3b\n", "field 'tick_seconds': '3b': must be a length of time here"),
+        ("window: 0b\n", "field 'window': must be a duration > 0"),
+        ("archive: null\n", "field 'archive': is required"),
+        ("- 1\n", "must be a mapping of field: value, got list"),
+    ],
+)
+def test_bad_settings_files_are_one_line_in_our_words(tmp_path, text, needle):
+    """pydantic's report (several lines, 'Input should be ...', a URL) never reaches the user."""
+    path = write(tmp_path, text, "s.yaml")
+    proc = subprocess.run(rawe_cmd("run", "--fast", "--ticks", "3", "-c", str(path)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith(f"rawe: error: {path}: ")
+    assert needle in proc.stderr
+    assert "Input should" not in proc.stderr and "pydantic" not in proc.stderr
+
+
+def test_python_callers_are_validated_too():
+    """Settings and Personality check their fields however they are built (a file, a flag,
+    `dataclasses.replace`), and parse durations and levels given as numbers or strings."""
+    import dataclasses
+
+    from rawe_cli.config import Personality
+    from rawe_cli.levels import Level
+
+    p = Personality(name="X", holding_horizon="2h", cooldown=15, stop_loss="2%",
+                    take_profit=0.05)
+    assert p.holding_horizon == Duration(7200.0) and p.cooldown == Duration(15.0)
+    assert p.stop_loss == Level(0.02) and p.take_profit == Level(0.05)
+    assert Settings(tick_seconds="5m", window=20).tick_seconds == 300.0
+    with pytest.raises(ValueError, match="min_weight"):
+        Settings(min_weight=5.0)
+    with pytest.raises(ValueError, match="position_size"):
+        dataclasses.replace(p, position_size=0)
 
 
 def test_more_agents_than_personalities_makes_numbered_variants():

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from rawe_cli.config import PERSONALITY_FIELDS, SETTINGS_FIELDS
-from rawe_cli.schema import Field
+from rawe_cli.schema import FieldDoc
 
 README = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
 
 
-def _default(f: Field) -> str:
+def _default(f: FieldDoc) -> str:
     v = f.default
     if v is None:
         return "unset" if f.optional else "required"
@@ -32,7 +32,7 @@ def _rows() -> dict[str, str]:
 
 
 @pytest.mark.parametrize("f", SETTINGS_FIELDS + PERSONALITY_FIELDS, ids=lambda f: f.name)
-def test_every_field_is_in_the_readme_with_its_default(f: Field) -> None:
+def test_every_field_is_in_the_readme_with_its_default(f: FieldDoc) -> None:
     rows = _rows()
     assert f.name in rows, f"README has no row for `{f.name}`"
     assert rows[f.name] == _default(f)

@@ -1,4 +1,4 @@
-"""`rawe config show` and `rawe config init`: the effective settings, and a starter file."""
+"""`rawe config show|init|schema`: the effective settings, a starter file, the JSON Schema."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import typer
 from rawe_cli.cli.options import ConfigOpt, JsonOpt
 from rawe_cli.errors import RaweError, UsageError
 
-config_app = typer.Typer(help="See the effective settings, or write a starter settings file.",
-                         no_args_is_help=True)
+config_app = typer.Typer(help="See the effective settings, write a starter settings file, or "
+                         "print the files' JSON Schema for an editor.", no_args_is_help=True)
 
 # Environment variables RAWE reads (secrets are shown as set / not set, never their value).
 ENV_VARS: tuple[tuple[str, str, bool], ...] = (
@@ -133,6 +133,21 @@ def init(
         raise RaweError(f"{path}: cannot write: {exc.strerror}") from None
     load_settings(path)  # what was written reads back
     typer.echo(f"wrote {path} ({len(SETTINGS_FIELDS)} fields, all at their defaults)")
+
+
+@config_app.command("schema")
+def schema(
+    personalities: Annotated[bool, typer.Option(
+        "--personalities", help="The schema of a personalities file instead.")] = False,
+) -> None:
+    """Print the JSON Schema of the settings file (or of a personalities file), for an editor:
+    save it, then put `# yaml-language-server: $schema=rawe.schema.json` atop the YAML file."""
+    import json
+
+    from rawe_cli.config import personalities_schema, settings_schema
+
+    doc = personalities_schema() if personalities else settings_schema()
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def register(app: typer.Typer) -> None:
