@@ -14,6 +14,7 @@ from rawe_cli.errors import ConfigError
 from rawe_cli.levels import VOL, Level, parse_level
 from rawe_cli.models import SignalType
 from rawe_cli.schema import Field, check_mapping
+from rawe_cli.timeframe import parse_timeframe
 
 SCHEMES = ("majority", "winrate", "hedge", "regime", "meta")
 DEFAULT_THRESHOLD_SHARE = 0.5
@@ -61,6 +62,11 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           "synthetic world, and the poll interval (one bar) of a live feed; seconds or a time "
           "(5m, 1h, 1d). Replay data takes its bar size from its own bars.", lo=0,
           lo_open=True),
+    Field("timeframe", "timeframe", "1Min", "The bar size of `--feed alpaca` (Alpaca's "
+          "streams): 1Min .. 59Min, 1Hour .. 23Hour or 1Day; minute bars from the stream are "
+          "merged into bars of this size."),
+    Field("data_feed", "choice", "iex", "Alpaca's stock data feed for `--feed alpaca`: iex "
+          "(free) or sip (all US exchanges, needs a subscription).", choices=("iex", "sip")),
     Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
     Field("namespace", "str", "rawe", "Prefix of every Redis key."),
     Field("learning_rate", "float", 0.1, "Learned schemes (hedge, regime, meta): learning "
@@ -149,6 +155,8 @@ class Settings:
     max_position_fraction: float = 0.25
     max_gross_exposure: float = 1.5
     tick_seconds: float = 5.0
+    timeframe: str = "1Min"
+    data_feed: str = "iex"
     seed: int = 7
     namespace: str = "rawe"
     learning_rate: float = 0.1
@@ -165,6 +173,7 @@ class Settings:
         for name in ("tick_seconds", "clock_tolerance", "ledger_retention"):
             object.__setattr__(self, name,
                                parse_duration(getattr(self, name), allow_bars=False).value)
+        object.__setattr__(self, "timeframe", str(parse_timeframe(self.timeframe)))
 
     def archive_path(self) -> Path:
         """Where decisions past the ledger retention go."""

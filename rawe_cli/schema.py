@@ -19,6 +19,7 @@ class Field:
     # "float" | "int" | "str" | "bool" | "str_list" | "choice" | "choice_list"
     # | "duration" (bars or time, a Duration) | "time" (time units only, float seconds)
     # | "level" (a fraction of price or a multiple of noise, a Level)
+    # | "timeframe" (an Alpaca bar timeframe, 1Min .. 1Day, its canonical spelling)
     kind: str
     default: Any
     description: str
@@ -47,6 +48,13 @@ def check_field(f: Field, value: Any, where: str) -> Any:
         raise ConfigError(f"{prefix}: is required")
     if f.kind in ("duration", "time"):
         return _check_duration(f, value, prefix)
+    if f.kind == "timeframe":
+        from rawe_cli.timeframe import parse_timeframe
+
+        try:
+            return str(parse_timeframe(value))
+        except ValueError as exc:
+            raise ConfigError(f"{prefix}: {exc}") from None
     if f.kind == "level":
         from rawe_cli.levels import parse_level
 

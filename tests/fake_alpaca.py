@@ -15,6 +15,8 @@ Knobs a test turns:
 * ``prices``: the market; fills and the data endpoints use it. ``market_open``: the clock.
 * ``buying_power``: a buy worth more answers 403 "insufficient buying power".
 * ``news``: articles served by /v1beta1/news.
+* ``bar_history`` (``add_bar``): when set, the historical bars endpoints serve these minute
+  bars, between the request's start and end, instead of made-up ones.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class FakeAlpaca:
         self.account_status = "ACTIVE"
         self.fractionable = True
         self.news: list[dict[str, Any]] = []
+        self.bar_history: dict[str, list[dict[str, Any]]] | None = None
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
         self.price_fn: Callable[[str], float] | None = None  # overrides `prices` when set
@@ -397,6 +400,11 @@ class FakeAlpaca:
                   "/v2/stocks/bars/latest", "/v1beta3/crypto/us/latest/bars")
         if path in latest and self.on_data is not None:
             self.on_data(self, path)
+        if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars") and self.bar_history is not None:
+            lo, hi = _when(q.get("start"), 0.0), _when(q.get("end"), float("inf"))
+            found = {s: [b for b in self.bar_history.get(s, []) if lo <= _when(b["t"], 0) <= hi]
+                     for s in symbols}
+            return 200, {"bars": {s: b for s, b in found.items() if b}, "next_page_token": None}
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
             limit = int(q.get("limit") or 3)
             bars = {s: [self._bar(s, now - 60 * (limit - i)) for i in range(limit)]
@@ -420,6 +428,17 @@ class FakeAlpaca:
             return 200, {"news": arts[:limit], "next_page_token": None}
         return 404, {"code": 40410000, "message": f"no route {path}"}
 
+    def add_bar(self, symbol: str, start: float, o: float, h: float, low: float, c: float,
+                v: float = 100.0) -> None:
+        """A minute bar in the history the bars endpoints serve (see ``bar_history``)."""
+        with self.lock:
+            if self.bar_history is None:
+                self.bar_history = {}
+            bars = self.bar_history.setdefault(symbol, [])
+            bars.append({"t": iso(start), "o": o, "h": h, "l": low, "c": c, "v": v, "n": 3,
+                         "vw": c})
+            bars.sort(key=lambda b: b["t"])
+
     def add_news(self, id_: int, created_at: float, headline: str, symbols: list[str],
                  summary: str = "") -> None:
         with self.lock:
@@ -429,6 +448,12 @@ class FakeAlpaca:
                 "created_at": iso(created_at), "updated_at": iso(created_at),
                 "symbols": symbols, "content": "", "images": [],
             })
+
+
+def _when(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:
