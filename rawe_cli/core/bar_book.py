@@ -102,13 +102,13 @@ class BarBook:
             if cur is not None and cur.end <= until:
                 self._complete(symbol, now)
 
-    def last_minute(self, symbol: str) -> float | None:
-        """Start of the newest minute accepted for `symbol` (None: none yet)."""
+    def wanted_from(self, symbol: str) -> float | None:
+        """The first minute of `symbol` worth fetching: after the newest one of its bar being
+        filled, else the end of its last complete bar (None: nothing seen yet)."""
         cur = self._open.get(symbol)
         if cur is not None:
-            return cur.last_minute
-        done = self._done_until.get(symbol)
-        return None if done is None else done - MINUTE
+            return cur.last_minute + MINUTE
+        return self._done_until.get(symbol)
 
     def _complete(self, symbol: str, now: float) -> None:
         cur = self._open.pop(symbol)

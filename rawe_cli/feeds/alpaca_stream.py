@@ -379,8 +379,8 @@ class AlpacaStreamFeed:
         default = self.timeframe.bucket(now)[0] - self.timeframe.seconds
         firsts = []
         for s in g.symbols:
-            last = self.book.last_minute(s)
-            firsts.append(default if last is None else last + MINUTE)
+            wanted = self.book.wanted_from(s)
+            firsts.append(default if wanted is None else wanted)
         return min(firsts, default=default)
 
     def _fetch_minutes(self, g: _Group, now: float
