@@ -97,6 +97,7 @@ class FakeDataStreams:
         self._call(close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
 
     def __enter__(self) -> FakeDataStreams:
         return self.start()

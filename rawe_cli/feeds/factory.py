@@ -31,7 +31,7 @@ def feed_settings(name: str, settings: Settings, *, bar_size: str | None = None,
         if bar_size is not None:
             raise UsageError("--bar-size is for the synthetic world and --feed alpaca-poll; "
                              "the bar size of --feed alpaca is its timeframe (--timeframe "
-                             "5Min, setting `timeframe`)")
+                             "5Min, setting timeframe)")
         from rawe_cli.timeframe import parse_timeframe
 
         seconds = parse_timeframe(settings.timeframe).seconds
