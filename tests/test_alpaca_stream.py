@@ -265,6 +265,29 @@ def test_news_arrives_as_narrative_events_and_is_backfilled_by_id(
     assert ws.subscriptions[NEWS]["news"] == ["AAPL", "BTCUSD"]
 
 
+def test_a_stream_that_does_not_connect_falls_back_to_rest(
+        fakes: tuple[FakeAlpaca, FakeDataStreams]) -> None:
+    rest, ws = fakes
+    said: list[str] = []
+    ws.block(STOCKS)
+    last = (time.time() // 60) * 60 - 60  # the last complete minute
+    first = last - 180
+    for m in range(3):  # three minutes before it, fetched at the start
+        rest.add_bar("AAPL", first + 60 * m, 10.0, 11.0, 9.0, 10.0 + m)
+    feed = feed_of(rest, ws, ("AAPL",), 4, said, news=False, connect_grace=0.2,
+                   fallback_seconds=0.3, warmup_bars=5)
+
+    def script() -> None:
+        wait(lambda: feed.stats.rest_fetches >= 1)
+        rest.add_bar("AAPL", first + 180, 10.0, 11.0, 9.0, 13.0)  # the next poll brings it
+
+    ticks = asyncio.run(collect(feed, script))
+    assert [b.close for t in ticks for b in t.bars] == [10.0, 11.0, 12.0, 13.0]
+    assert feed.stats.bars_by_rest == 4 and feed.stats.bars_by_stream == 0
+    assert said[0] == ("alpaca stocks stream not connected after 0 s; bars by REST every "
+                       "0.3 s until it is")
+
+
 def test_keys_the_stream_refuses_are_one_error(fakes: tuple[FakeAlpaca, FakeDataStreams]
                                               ) -> None:
     rest, ws = fakes

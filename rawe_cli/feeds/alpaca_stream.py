@@ -131,6 +131,7 @@ class _Group:
     down_since: float | None = None
     next_fetch: float | None = None  # a REST fetch is due then (fallback or retry)
     reconnects: int = 0
+    said_waiting: bool = False  # "not connected yet" said
 
 
 @dataclass(slots=True)
@@ -176,6 +177,7 @@ class AlpacaStreamFeed:
     gather: float = 1.0  # seconds a tick waits for the other symbols' bars of its time
     fallback_seconds: float = 60.0  # REST fetch interval while a stream is down
     connect_grace: float = 5.0  # a stream not up this long after start: fetch by REST
+    warmup_bars: int = 1  # complete bars fetched by REST at the start (and the one under way)
     clients: tuple[Any, Any, Any] | None = None
     stats: StreamStats = field(default_factory=StreamStats)
     book: BarBook | None = None
@@ -310,7 +312,7 @@ class AlpacaStreamFeed:
 
     async def _on_up(self, g: _Group) -> None:
         now = self.clock.now()
-        was_down = g.ever_up and not g.up
+        was_down = (g.ever_up or g.said_waiting) and not g.up
         g.up = True
         if was_down:
             g.reconnects += 1
@@ -343,6 +345,12 @@ class AlpacaStreamFeed:
 
     async def _fetch(self, g: _Group) -> None:
         now = self.clock.now()
+        if not g.ever_up and not g.said_waiting:
+            g.said_waiting = True
+            g.down_since = self._started
+            self._say(f"alpaca {g.name} stream not connected after {now - self._started:.0f} s; "
+                      f"{'news' if g.name == NEWS else 'bars'} by REST every "
+                      f"{self.fallback_seconds:g} s until it is")
         self.stats.rest_fetches += 1
         try:
             if g.name == NEWS:
@@ -374,9 +382,9 @@ class AlpacaStreamFeed:
 
     def _since(self, g: _Group, now: float) -> float:
         """The first minute to fetch: after the newest one seen of any of the group's symbols
-        (the earliest of them), else the start of the last complete bar."""
+        (the earliest of them), else the start of the last `warmup_bars` complete bars."""
         assert self.book is not None and isinstance(self.timeframe, Timeframe)
-        default = self.timeframe.bucket(now)[0] - self.timeframe.seconds
+        default = self.timeframe.bucket(now)[0] - self.warmup_bars * self.timeframe.seconds
         firsts = []
         for s in g.symbols:
             wanted = self.book.wanted_from(s)
