@@ -21,6 +21,7 @@ from rawe_cli.models import SignalType
 from rawe_cli.schema import (
     JSON_SCHEMA_DIALECT,
     AnyDuration,
+    BarTimeframe,
     FieldDoc,
     Flag,
     Names,
@@ -157,6 +158,13 @@ class Settings:
     sentiment: Annotated[Literal["blend", "words", "vader"], Field(
         description="Headline sentiment scorer of news: blend (the word list, else VADER), "
         "words (the word list) or vader (README, \"Sentiment\").")] = "blend"
+    timeframe: Annotated[BarTimeframe, Field(
+        description="The bar size of `--feed alpaca` (Alpaca's streams): 1Min .. 59Min, "
+        "1Hour .. 23Hour or 1Day; minute bars from the stream are merged into bars of this "
+        "size.")] = "1Min"
+    data_feed: Annotated[Literal["iex", "sip"], Field(
+        description="Alpaca's stock data feed for `--feed alpaca`: iex (free) or sip (all US "
+        "exchanges, needs a subscription).")] = "iex"
 
     @model_validator(mode="after")
     def _weights_in_order(self) -> Settings:

@@ -138,6 +138,17 @@ PriceLevel = Annotated[
 ]
 
 
+def _timeframe(value: Any) -> str:
+    from rawe_cli.timeframe import parse_timeframe
+
+    return str(parse_timeframe(value))  # its ValueError is the one line
+
+
+BarTimeframe = Annotated[str, Kind("timeframe"), PlainValidator(_timeframe), WithJsonSchema({
+    "type": "string", "pattern": r"^\s*\d+\s*[A-Za-z]+\s*$",
+    "description": "an Alpaca bar timeframe: 1Min .. 59Min, 1Hour .. 23Hour or 1Day"})]
+
+
 # -- what the documentation, `config show|init` and `tune` read of a field --------------------
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,8 @@ execution id), ``canceled``, ``rejected``. Knobs:
 * ``reject(coid)``: Alpaca rejects a working order (a ``rejected`` event).
 * ``replay_last_event()``: send the last trade update again (same execution id).
 * ``order_reads(coid)``: REST reads of that order so far.
+* ``bar_history`` (``add_bar``): when set, the historical bars endpoints serve these minute
+  bars, between the request's start and end, instead of made-up ones.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ class FakeAlpaca:
         self.account_status = "ACTIVE"
         self.fractionable = True
         self.news: list[dict[str, Any]] = []
+        self.bar_history: dict[str, list[dict[str, Any]]] | None = None
         self.faults: list[_Fault] = []
         self.log: list[tuple[str, str, dict[str, Any]]] = []
         self.log_times: list[float] = []  # monotonic, one per `log` entry
@@ -565,6 +568,11 @@ class FakeAlpaca:
                   "/v2/stocks/bars/latest", "/v1beta3/crypto/us/latest/bars")
         if path in latest and self.on_data is not None:
             self.on_data(self, path)
+        if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars") and self.bar_history is not None:
+            lo, hi = _when(q.get("start"), 0.0), _when(q.get("end"), float("inf"))
+            found = {s: [b for b in self.bar_history.get(s, []) if lo <= _when(b["t"], 0) <= hi]
+                     for s in symbols}
+            return 200, {"bars": {s: b for s, b in found.items() if b}, "next_page_token": None}
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars") and q.get("start"):
             return 200, self._history(symbols, q, "nextbars")
         if path in ("/v2/stocks/bars", "/v1beta3/crypto/us/bars"):
@@ -622,6 +630,17 @@ class FakeAlpaca:
         more = offset + n < len(items)
         return {"bars": bars, "next_page_token": str(offset + n) if more else None}
 
+    def add_bar(self, symbol: str, start: float, o: float, h: float, low: float, c: float,
+                v: float = 100.0) -> None:
+        """A minute bar in the history the bars endpoints serve (see ``bar_history``)."""
+        with self.lock:
+            if self.bar_history is None:
+                self.bar_history = {}
+            bars = self.bar_history.setdefault(symbol, [])
+            bars.append({"t": iso(start), "o": o, "h": h, "l": low, "c": c, "v": v, "n": 3,
+                         "vw": c})
+            bars.sort(key=lambda b: b["t"])
+
     def add_news(self, id_: int, created_at: float, headline: str, symbols: list[str],
                  summary: str = "") -> None:
         with self.lock:
@@ -671,6 +690,12 @@ class _Server(ThreadingHTTPServer):
             self.fake._ws.handler(request, client_address)
             return
         super().finish_request(request, client_address)
+
+
+def _when(text: str | None, default: float) -> float:
+    if not text:
+        return default
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _handler(fake: FakeAlpaca) -> type[BaseHTTPRequestHandler]:

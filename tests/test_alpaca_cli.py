@@ -123,22 +123,23 @@ def test_a_restart_reconciles_through_rawe_run(
     assert len(fake.order_posts()) == len(fake.orders)
 
 
-def test_run_on_the_alpaca_feed(fake: FakeAlpaca, tmp_path: Path,
-                                capsys: pytest.CaptureFixture[str],
-                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_on_the_alpaca_poll_feed(fake: FakeAlpaca, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
     import time
 
     config = tmp_path / "rawe.yaml"
     config.write_text("symbols: [AAPL, BTC/USD]\ntick_seconds: 0.02\n")
     fake.add_news(7, time.time() - 30, "Apple beats estimates", ["AAPL"])
     code, out, err = rawe(capsys, monkeypatch, "run", "--broker", "alpaca", "--feed",
-                          "alpaca", "--ticks", "4", "--json", "-c", str(config))
+                          "alpaca-poll", "--ticks", "4", "--json", "-c", str(config))
     assert code == 0, err
     result = json.loads(out)
     assert result["stats"]["ticks"] == 4 and result["stats"]["stopped_by"] == "ticks"
     assert len(fake.requests("GET", "/v2/stocks/bars/latest")) == 1
     assert len(fake.requests("GET", "/v2/stocks/trades/latest")) == 3
     assert len(fake.requests("GET", "/v1beta1/news")) == 4
+    assert result["feed"]["polls"] == 4 and result["stats"]["bar_seconds"] == 0.02
 
 
 async def _market_follows(feed: SyntheticFeed, fake: FakeAlpaca) -> AsyncIterator[Tick]:

@@ -81,8 +81,9 @@ class AgentsService:
             was_down = True
             self.say(msg)
 
+        ticks = self._ticks(bus)
         try:
-            async for tick in self._ticks(bus):
+            async for tick in ticks:
                 if self.stop.is_set() or (o.duration is not None
                                           and time.monotonic() - started >= o.duration):
                     break
@@ -118,6 +119,7 @@ class AgentsService:
                 if o.ticks is not None and self.ticks >= o.ticks:
                     break
         finally:
+            await ticks.aclose()  # a streaming feed stops its streams, in this loop
             with contextlib.suppress(Exception):
                 await client.aclose()
 
@@ -143,8 +145,9 @@ class AgentsService:
                 yield tick
             return
         if o.feed is not None:
-            async for tick in o.feed.ticks():
-                yield tick
+            async with contextlib.aclosing(o.feed.ticks()) as ticks:
+                async for tick in ticks:
+                    yield tick
             return
         from rawe_cli.feeds.synthetic import SyntheticFeed, WorldParams
 

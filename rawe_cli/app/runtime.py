@@ -220,8 +220,9 @@ async def run_embedded(
     wall_start = time.monotonic()
     last_refresh = 0.0
     settle = _settler(broker) if opts.fast else None
+    ticks = _until(feed.ticks(), stop)
     try:
-        async for tick in _until(feed.ticks(), stop):
+        async for tick in ticks:
             if stop.is_set():
                 state.stopped_by = "signal"
                 break
@@ -246,6 +247,7 @@ async def run_embedded(
             await asyncio.to_thread(broker.catch_up, list(col.pending))  # type: ignore[attr-defined]
             col.poll_orders(state.now)
     finally:
+        await ticks.aclose()  # a feed with streams closes them here, in this loop
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
             loop.remove_signal_handler(signal.SIGTERM)
@@ -261,6 +263,9 @@ async def run_embedded(
         final["reconciliation"] = reconciliation
     if hasattr(broker, "stats"):
         final["broker"] = {"name": broker.name, **broker.stats.to_dict()}
+    feed_stats = getattr(feed, "stats", None)
+    if feed_stats is not None:  # the Alpaca feeds: polls, stream drops, backfills
+        final["feed"] = feed_stats.to_dict()
     if on_refresh is not None:
         on_refresh(snapshot(col, state, consumer))
     await client.aclose()
@@ -268,17 +273,34 @@ async def run_embedded(
 
 
 async def _until(ticks: AsyncIterator[Tick], stop: asyncio.Event) -> AsyncIterator[Tick]:
-    """The feed's ticks, until `stop` is set (a paced feed's wait is cut short by it)."""
+    """The feed's ticks, until `stop` is set (a paced feed's wait is cut short by it).
+
+    Closing this generator closes the feed's (an async generator's `finally` runs here, in
+    the engine's loop: that is where a streaming feed stops its streams)."""
     iterator = ticks.__aiter__()
+    try:
+        async with contextlib.aclosing(_race(iterator, stop)) as race:
+            async for tick in race:
+                yield tick
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+async def _race(iterator: AsyncIterator[Tick], stop: asyncio.Event) -> AsyncIterator[Tick]:
     while not stop.is_set():
         nxt = asyncio.ensure_future(iterator.__anext__())
         stopper = asyncio.ensure_future(stop.wait())
-        done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        stopper.cancel()
+        try:
+            done, _ = await asyncio.wait({nxt, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # also when this task is cancelled: the feed's step must end first
+            stopper.cancel()
+            if not nxt.done():
+                nxt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    await nxt
         if nxt not in done:
-            nxt.cancel()
-            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                await nxt
             return
         try:
             yield nxt.result()

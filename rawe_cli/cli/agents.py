@@ -16,6 +16,7 @@ from rawe_cli.cli.options import (
     PersonalitiesOpt,
     RedisUrlOpt,
     SeedOpt,
+    TimeframeOpt,
     settings_from,
 )
 from rawe_cli.errors import UsageError
@@ -43,10 +44,12 @@ def agents(
     namespace: NamespaceOpt = None,
     seed: SeedOpt = None,
     bar_size: BarSizeOpt = None,
+    timeframe: TimeframeOpt = None,
     feed: Annotated[str, typer.Option("--feed", help="synthetic: own the synthetic world; "
-                                      "alpaca: own an Alpaca prices+news feed (both are "
-                                      "published on the market stream); bus: follow the market "
-                                      "stream another process owns.")] = "synthetic",
+                                      "alpaca: own Alpaca's bar and news streams; "
+                                      "alpaca-poll: poll Alpaca's prices and news (all three "
+                                      "are published on the market stream); bus: follow the "
+                                      "market stream another process owns.")] = "synthetic",
     speed: Annotated[float, typer.Option("--speed", help="Synthetic feed: bars this many "
                                          "times shorter than tick_seconds, at the wall "
                                          "clock's pace (20: a 0.25 s bar every 0.25 s, a first "
@@ -72,11 +75,16 @@ def agents(
     from rawe_cli.cli import context
     from rawe_cli.cli.options import agents_from
 
-    if feed not in ("synthetic", "alpaca", "bus"):
-        raise UsageError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
+    if feed not in ("synthetic", "alpaca", "alpaca-poll", "bus"):
+        raise UsageError(f"--feed must be synthetic, alpaca, alpaca-poll or bus, got {feed!r}")
     if speed <= 0:
         raise UsageError("--speed must be > 0")
-    settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size)
+    settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size,
+                             timeframe=timeframe)
+    if feed != "bus":
+        from rawe_cli.feeds.factory import feed_settings
+
+        settings = feed_settings(feed, settings, bar_size=bar_size, timeframe=timeframe)
     chosen = agents_from(personalities, agents, settings.seed)
     if json_out:
         from rawe_cli.cli.jsonlines import JsonLines
@@ -91,10 +99,10 @@ def agents(
     say(f"redis {_safe_url(redis_url)}, namespace {settings.namespace}, feed {feed}, speed "
         f"{speed:g}", 10)
     source = None
-    if feed == "alpaca":
+    if feed in ("alpaca", "alpaca-poll"):
         from rawe_cli.feeds.factory import make_feed
 
-        source = make_feed("alpaca", settings, ticks=ticks)
+        source = make_feed(feed, settings, ticks=ticks, log=say)
     elif feed == "synthetic":
         source = quick_world(settings, ticks, speed)
         # the agents resolve their durations in bars against the world's (shorter) bars

@@ -127,8 +127,15 @@ BrokerOpt = Annotated[
 ]
 FeedOpt = Annotated[
     str,
-    typer.Option("--feed", help="Market data: synthetic (the seeded world) or alpaca (Alpaca "
-                 "prices and news, polled every tick_seconds of wall time)."),
+    typer.Option("--feed", help="Market data: synthetic (the seeded world), alpaca (Alpaca "
+                 "bars and news by stream, bars of --timeframe) or alpaca-poll (the same by "
+                 "REST, polled every tick_seconds of wall time)."),
+]
+TimeframeOpt = Annotated[
+    str | None,
+    typer.Option("--timeframe", help="With --feed alpaca: the bar size, 1Min .. 59Min, "
+                 "1Hour .. 23Hour or 1Day [settings timeframe, default 1Min].",
+                 show_default=False),
 ]
 LiveOpt = Annotated[
     bool,

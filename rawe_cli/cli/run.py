@@ -22,6 +22,7 @@ from rawe_cli.cli.options import (
     SeedOpt,
     ThresholdOpt,
     ThresholdShareOpt,
+    TimeframeOpt,
     WindowOpt,
     settings_from,
 )
@@ -38,6 +39,7 @@ def run(
     threshold_share: ThresholdShareOpt = None,
     window: WindowOpt = None,
     bar_size: BarSizeOpt = None,
+    timeframe: TimeframeOpt = None,
     ticks: Annotated[int | None, typer.Option("--ticks", help="Stop after N ticks.",
                                               show_default=False)] = None,
     duration: Annotated[float | None, typer.Option("--duration", help="Stop after SECONDS of "
@@ -80,16 +82,18 @@ def run(
         raise UsageError("--speed must be > 0")
     settings = settings_from(config, scheme=scheme, seed=seed, threshold=threshold,
                              threshold_share=threshold_share, window=window,
-                             tick_seconds=bar_size, namespace=namespace)
-    chosen = agents_from(personalities, agents, settings.seed)
+                             tick_seconds=bar_size, namespace=namespace, timeframe=timeframe)
     from rawe_cli.brokers.factory import make_broker
-    from rawe_cli.feeds.factory import make_feed
+    from rawe_cli.feeds.factory import feed_settings, make_feed
+
+    settings = feed_settings(feed, settings, bar_size=bar_size, timeframe=timeframe)
+    chosen = agents_from(personalities, agents, settings.seed)
 
     dashboard = not (json_out or no_dashboard) and sys.stdout.isatty()
     notes: list[str] = []  # lines said before the live view starts
     say = context.lines(console=not dashboard, stream=sys.stderr if json_out else None,
                         also=(lambda line: notes.append(line)) if dashboard else None)
-    source = make_feed(feed, settings, ticks=ticks, fast=fast, speed=speed)
+    source = make_feed(feed, settings, ticks=ticks, fast=fast, speed=speed, log=say)
     executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = RunOptions(settings=settings, personalities=chosen, ticks=ticks, duration=duration,
                       fast=fast, speed=speed, redis_url=redis_url, broker=executor,
