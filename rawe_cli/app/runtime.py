@@ -164,6 +164,7 @@ def snapshot(col: Collective, state: RunState, consumer: ProposalConsumer | None
 async def run_embedded(
     opts: RunOptions,
     *,
+    on_start: Callable[[], None] | None = None,
     on_refresh: Callable[[dict[str, Any]], None] | None = None,
     refresh_every: float = 0.25,
     log: Callable[[str], None] | None = None,
@@ -184,6 +185,8 @@ async def run_embedded(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, on_signal, signal.SIGINT)
         loop.add_signal_handler(signal.SIGTERM, on_signal, signal.SIGTERM)
+    if on_start is not None:  # from here on a Ctrl-C or SIGTERM stops the run cleanly
+        on_start()
     client = await connect(opts.redis_url)
     keys = Keys(s.namespace)
     bus, store = Bus(client, keys), Store(client, keys)

@@ -114,10 +114,10 @@ def run(
     say.debug(f"bus: {safe_url(redis_url) if redis_url else 'embedded (fakeredis)'}, "
               f"broker {broker}, feed {feed}")
     if not dashboard:
-        say(f"bar size {format_seconds(settings.bar_seconds)}, window "
-            f"{settings.window} ({format_seconds(settings.window.seconds(settings.bar_seconds))})"
-            f", scheme {settings.scheme}")
-        result = asyncio.run(run_embedded(opts, log=say))
+        line = (f"bar size {format_seconds(settings.bar_seconds)}, window {settings.window} "
+                f"({format_seconds(settings.window.seconds(settings.bar_seconds))}), "
+                f"scheme {settings.scheme}")
+        result = asyncio.run(run_embedded(opts, log=say, on_start=lambda: say(line)))
     else:
         from rawe_cli.cli.live import live_dashboard
 
