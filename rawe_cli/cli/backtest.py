@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from rawe_cli.cli import context
 from rawe_cli.cli.options import (
     AgentsOpt,
     BarSizeOpt,
@@ -135,6 +136,7 @@ def backtest(
                             completed=(run_index - 1) * total)
 
     def on_progress(n: int) -> None:
+        check_interrupt()
         if progress is not None:
             progress.update(task, completed=max(0, run_index - 1) * total + n)
 
@@ -146,12 +148,13 @@ def backtest(
         return [bt.run_backtest(make_ticks(), settings, chosen, on_progress=on_progress,
                                 bar_seconds=bar_seconds, sessions=sessions)]
 
-    if progress is not None:
-        with progress:
-            task = progress.add_task("backtest", total=total * runs_count)
+    with context.interrupt_checkpoints() as check_interrupt:
+        if progress is not None:
+            with progress:
+                task = progress.add_task("backtest", total=total * runs_count)
+                results = execute()
+        else:
             results = execute()
-    else:
-        results = execute()
 
     if plot is not None:
         from rawe_cli.ui.plot import save_plot
