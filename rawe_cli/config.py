@@ -63,6 +63,10 @@ SETTINGS_FIELDS: tuple[Field, ...] = (
           lo_open=True),
     Field("seed", "int", 7, "Seed of the synthetic world.", lo=0),
     Field("namespace", "str", "rawe", "Prefix of every Redis key."),
+    Field("shards", "int", None, "Live: how many sharded engines (`rawe consensus --shard "
+          "K/N`) the collective has, so that agents and inject-signal publish each proposal "
+          "to its asset's shard (env RAWE_SHARDS). Unset: the count recorded in Redis by the "
+          "engines, else not sharded.", lo=1, hi=256, optional=True),
     Field("learning_rate", "float", 0.1, "Learned schemes (hedge, regime, meta): learning "
           "rate of the multiplicative "
           "weights.", lo=0, lo_open=True, hi=10),
@@ -151,6 +155,7 @@ class Settings:
     tick_seconds: float = 5.0
     seed: int = 7
     namespace: str = "rawe"
+    shards: int | None = None
     learning_rate: float = 0.1
     min_weight: float = 0.1
     max_weight: float = 3.0

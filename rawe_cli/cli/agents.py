@@ -16,6 +16,7 @@ from rawe_cli.cli.options import (
     PersonalitiesOpt,
     RedisUrlOpt,
     SeedOpt,
+    ShardsOpt,
     settings_from,
 )
 from rawe_cli.errors import UsageError
@@ -41,6 +42,7 @@ def agents(
     redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
+    shards: ShardsOpt = None,
     seed: SeedOpt = None,
     bar_size: BarSizeOpt = None,
     feed: Annotated[str, typer.Option("--feed", help="synthetic: own the synthetic world; "
@@ -76,7 +78,8 @@ def agents(
         raise UsageError(f"--feed must be synthetic, alpaca or bus, got {feed!r}")
     if speed <= 0:
         raise UsageError("--speed must be > 0")
-    settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size)
+    settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size,
+                             shards=shards or None)
     chosen = agents_from(personalities, agents, settings.seed)
     if json_out:
         from rawe_cli.cli.jsonlines import JsonLines
