@@ -129,8 +129,8 @@ class ConsensusService:
                          f"{shard.index}, cash {s.initial_cash / shard.count:.2f} of "
                          f"{s.initial_cash:.2f}, max_open_positions "
                          f"{open_positions_share(s.max_open_positions, shard)} of "
-                         f"{s.max_open_positions}; keys {self.keys.proposals.split(':')[0]}"
-                         ":...")
+                         f"{s.max_open_positions}; keys "
+                         f"{self.keys.proposals.rsplit(':', 1)[0]}:...")
             while self._time_left():
                 try:
                     await self._serve(client)
