@@ -20,11 +20,11 @@ deleted at the end; nothing else in the Redis is touched):
    from /proc) and Redis's (INFO cpu) are read over the same span.
 
 The unsharded engine (no --shard, the `<ns>:...` keys) runs the same way first, for
-comparison. Reported per N: aggregate proposals/s (median, min-max), engine CPU us per proposal of each
-shard (its CPU / the proposals it handled), Redis CPU us per proposal. The publisher runs in
-this process and shares the machine's cores with the engines and Redis: on 2 cores, 2 shards
-cannot show scale-out, which is why the CPU per proposal is reported too. Decisions are
-checked: proposals / 3 over the shards' ledgers.
+comparison. Reported per N: aggregate proposals/s (median, min-max), engine CPU us per
+proposal of each shard (its CPU / the proposals it handled), Redis CPU us per proposal. The
+publisher runs in this process and shares the machine's cores with the engines and Redis: on
+2 cores, 2 shards cannot show scale-out, which is why the CPU per proposal is reported too.
+Decisions are checked: proposals / 3 over the shards' ledgers.
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.procs import Proc, rawe_json, wait_until
 from tests.redis_cluster import LocalCluster, needs_cluster_tools
 from tests.test_processes import FAST_PERSONALITIES
@@ -18,6 +20,7 @@ SETTINGS = ("tick_seconds: 1.0\nthreshold: 2.0\nwindow: 10\nclock_tolerance: 1d\
 
 
 @needs_cluster_tools
+@pytest.mark.timeout(300)  # a cluster to create and tear down, three processes
 def test_two_shards_and_agents_on_a_redis_cluster(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path / "cluster")
     procs: list[Proc] = []

@@ -55,6 +55,7 @@ def same(a: dict[str, float], b: dict[str, float]) -> bool:
     return a.keys() == b.keys() and all(abs(a[k] - b[k]) < 1e-6 for k in a)
 
 
+@pytest.mark.timeout(300)  # its waits (closes on both shards, on a loaded machine) add up
 def test_two_shards_decide_their_own_assets_and_learn_from_both(tmp_path, env):
     (tmp_path / "s.yaml").write_text(SETTINGS)
     (tmp_path / "p.yaml").write_text(FAST_PERSONALITIES)
@@ -65,7 +66,7 @@ def test_two_shards_decide_their_own_assets_and_learn_from_both(tmp_path, env):
         for e in engines:
             e.wait_for("listening:")
         agents = Proc(["agents", "-n", "3", "-p", str(tmp_path / "p.yaml"), "-c", settings,
-                       "--speed", "8", "--seed", "5", "-q"], tmp_path / "agents.log", env)
+                       "--speed", "16", "--seed", "5", "-q"], tmp_path / "agents.log", env)
 
         def closed_on_both() -> bool:
             shards = {d["shard"] for d in decisions(env) if d["status"] == "closed"}
