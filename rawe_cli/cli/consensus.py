@@ -149,20 +149,24 @@ def consensus(
 
 
 def _shard(spec: str | None, settings: Settings) -> Shard | None:
-    """`--shard K/N`, checked against the settings' `shards` (a usage error, exit 2)."""
+    """`--shard K/N`, checked against RAWE_SHARDS and the settings' `shards` (a usage
+    error, exit 2)."""
+    import os
+
     from rawe_cli.errors import UsageError
     from rawe_cli.shards import budget, parse_shard
 
+    env = os.environ.get("RAWE_SHARDS", "").strip()
+    told, where = (int(env), "RAWE_SHARDS") if env.isdigit() and int(env) else (
+        settings.shards, "the settings' shards")
     if spec is None:
-        if settings.shards:
-            raise UsageError(f"the settings say shards: {settings.shards}: start each engine "
-                             f"with --shard K/{settings.shards} (K = 0 to "
-                             f"{settings.shards - 1})")
+        if told:
+            raise UsageError(f"{where} is {told}: start each engine with --shard K/{told} "
+                             f"(K = 0 to {told - 1})")
         return None
     part = parse_shard(spec)
-    if settings.shards and settings.shards != part.count:
-        raise UsageError(f"--shard {spec}: the settings say shards: {settings.shards}, not "
-                         f"{part.count}")
+    if told and told != part.count:
+        raise UsageError(f"--shard {spec}: {where} is {told}, not {part.count}")
     if "{" in settings.namespace or "}" in settings.namespace:
         raise UsageError(f"--namespace {settings.namespace!r}: a sharded namespace may not "
                          "hold braces (they are its keys' Redis Cluster hash tags)")
