@@ -138,6 +138,11 @@ class Settings:
         "data takes its bar size from its own bars.")] = 5.0
     seed: Annotated[Whole, Field(ge=0, description="Seed of the synthetic world.")] = 7
     namespace: Annotated[Text, Field(description="Prefix of every Redis key.")] = "rawe"
+    shards: Annotated[Whole | None, Field(
+        ge=1, le=256, description="Live: how many sharded engines (`rawe consensus --shard "
+        "K/N`) the collective has, so that agents and inject-signal publish each proposal to "
+        "its asset's shard (env RAWE_SHARDS). Unset: the count recorded in Redis by the "
+        "engines, else not sharded.")] = None
     learning_rate: Annotated[Number, Field(
         gt=0, le=10, description="Learned schemes (hedge, regime, meta): learning rate of "
         "the multiplicative weights.")] = 0.1

@@ -58,7 +58,8 @@ def namespace(redis_url: str) -> Iterator[str]:
     ns = f"rawe-test-{uuid.uuid4().hex[:10]}"
     yield ns
     client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{ns}:*", count=1000))
+    keys = [k for pattern in (f"{ns}:*", f"{{{ns}*")  # sharded keys: {ns}:..., {ns:KofN}:...
+            for k in client.scan_iter(match=pattern, count=1000)]
     if keys:
         client.delete(*keys)
     client.close()

@@ -21,8 +21,8 @@ from typing import Any
 from rawe_cli.app.runtime import AgentPool, bus_secret, records_for
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import Keys
-from rawe_cli.bus.store import Store
-from rawe_cli.bus.streams import Bus, connect, with_reconnect
+from rawe_cli.bus.store import Store, shard_layout
+from rawe_cli.bus.streams import Bus, connect, is_cluster_url, with_reconnect
 from rawe_cli.config import Personality, Settings
 from rawe_cli.errors import CodecError
 from rawe_cli.feeds.base import Feed, Tick
@@ -57,6 +57,15 @@ class AgentsService:
     async def run(self) -> None:
         o = self.opts
         client = await connect(o.redis_url)
+        try:
+            self.keys = await shard_layout(client, self.keys.namespace, o.settings.shards or 0,
+                                           cluster=is_cluster_url(o.redis_url))
+        except BaseException:
+            await client.aclose()
+            raise
+        if self.keys.sharded:
+            self.say(f"sharded: publishing each proposal to its asset's shard of "
+                     f"{self.keys.shards} ({self.keys.of(0).proposals} ...)")
         bus, store = Bus(client, self.keys), Store(client, self.keys)
         records = list(records_for(o.personalities).values())
 
@@ -90,11 +99,12 @@ class AgentsService:
                 proposals = pool.on_market(tick.bars, tick.events)
                 market = [] if o.follow_bus else [codec.encode_market(x)
                                                   for x in (*tick.bars, *tick.events)]
-                batch = [codec.encode_proposal(p, secret) for p in proposals]
+                batch = self._by_stream(proposals, secret)
 
-                async def publish(market: list = market, batch: list = batch) -> None:
+                async def publish(market: list = market, batch: dict = batch) -> None:
                     await bus.add_many(self.keys.market, market)
-                    await bus.add_many(self.keys.proposals, batch)
+                    for stream, entries in batch.items():
+                        await bus.add_many(stream, entries)
 
                 await with_reconnect(publish, say=say)
                 if time.monotonic() - checked >= 1.0:
@@ -122,6 +132,15 @@ class AgentsService:
             await ticks.aclose()  # a streaming feed stops its streams, in this loop
             with contextlib.suppress(Exception):
                 await client.aclose()
+
+    def _by_stream(self, proposals: list[Proposal], secret: str | None
+                   ) -> dict[str, list[dict[str, str]]]:
+        """The encoded proposals by the stream they go to (their asset's shard's)."""
+        out: dict[str, list[dict[str, str]]] = {}
+        for p in proposals:
+            out.setdefault(self.keys.for_asset(p.asset).proposals, []).append(
+                codec.encode_proposal(p, secret))
+        return out
 
     def proposed(self, p: Proposal) -> None:
         self.say(f"proposal {p.id} {p.agent} {p.asset} {p.direction.value} "

@@ -11,8 +11,8 @@ from typing import Any
 from rawe_cli.app.runtime import bus_secret
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import Keys
-from rawe_cli.bus.store import Store
-from rawe_cli.bus.streams import Bus, connect
+from rawe_cli.bus.store import Store, shard_layout
+from rawe_cli.bus.streams import Bus, connect, is_cluster_url
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import RaweError
 from rawe_cli.models import Direction, Proposal
@@ -30,10 +30,14 @@ async def inject(
     narrative_id: str,
     count: int,
     register: bool,
+    shards: int = 0,
 ) -> list[str]:
-    """Publish `count` hand-made proposals exactly as an agent would; returns their ids."""
+    """Publish `count` hand-made proposals exactly as an agent would; returns their ids.
+    Sharded (`shards`, else the count recorded in Redis), to the asset's shard."""
     client = await connect(redis_url)
     try:
+        keys = (await shard_layout(client, keys.namespace, shards,
+                                   cluster=is_cluster_url(redis_url))).for_asset(asset)
         store = Store(client, keys)
         known = await store.agents()
         if agent not in known:
@@ -71,29 +75,57 @@ def _warn(line: str) -> None:
 
 
 async def read_agents(redis_url: str, keys: Keys,
-                      warn: Callable[[str], None] = _warn) -> list[dict[str, Any]]:
-    """Every readable agent record; an unreadable one is skipped with a warning."""
+                      warn: Callable[[str], None] = _warn,
+                      shards: int = 0) -> list[dict[str, Any]]:
+    """Every readable agent record; an unreadable one is skipped with a warning.
+
+    Sharded: wins, losses, P&L and last update over every shard (the collective's
+    tallies); the weight is the mean of the shards' weights (each shard weighs its agents
+    with its own learned scores; `shard_weights` lists them), votes the sum."""
     client = await connect(redis_url)
     try:
+        keys = await shard_layout(client, keys.namespace, shards,
+                                  cluster=is_cluster_url(redis_url))
         store = Store(client, keys)
         records = await store.agents()
         for name, (reason, _) in sorted(store.bad_agents.items()):
             warn(f"agent record {name!r} is unreadable ({reason}); skipped")
-        return [records[n].to_dict() for n in sorted(records)]
+        rows = [records[n].to_dict() for n in sorted(records)]
+        if keys.sharded:
+            per_shard = [await Store(client, k).agents() for k in keys.all_shards()]
+            for row in rows:
+                own = [got[row["name"]] for got in per_shard if row["name"] in got]
+                row["shard_weights"] = [r.weight for r in own]
+                row["weight"] = sum(r.weight for r in own) / len(own) if own else 1.0
+                row["votes"] = sum(r.votes for r in own)
+        return rows
     finally:
         await client.aclose()
 
 
 async def read_decisions(redis_url: str, keys: Keys, limit: int | None,
                          archive_path: Path | None = None,
-                         warn: Callable[[str], None] = _warn) -> list[dict[str, Any]]:
-    """The ledger, newest first; with `archive_path`, the archived decisions too."""
+                         warn: Callable[[str], None] = _warn,
+                         shards: int = 0) -> list[dict[str, Any]]:
+    """The ledger, newest first; with `archive_path`, the archived decisions too.
+    Sharded: every shard's ledger, merged (each row says its `shard`)."""
     client = await connect(redis_url)
     try:
-        store = Store(client, keys)
-        live = [e.to_dict() for e in await store.ledger(limit)]
-        for did, reason in sorted(store.bad_decisions.items()):
-            warn(f"decision {did!r} is unreadable ({reason}); skipped")
+        keys = await shard_layout(client, keys.namespace, shards,
+                                  cluster=is_cluster_url(redis_url))
+        live: list[dict[str, Any]] = []
+        for k in keys.all_shards():
+            store = Store(client, k)
+            for e in await store.ledger(limit):
+                row = e.to_dict()
+                if k.sharded:
+                    row["shard"] = k.shard
+                live.append(row)
+            for did, reason in sorted(store.bad_decisions.items()):
+                warn(f"decision {did!r} is unreadable ({reason}); skipped")
+        if keys.sharded:
+            live.sort(key=lambda d: (d.get("timestamp") or 0, d["id"]), reverse=True)
+            live = live if limit is None else live[:limit]
     finally:
         await client.aclose()
     if archive_path is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import socket
@@ -36,18 +37,20 @@ from rawe_cli.bus import archive, codec
 from rawe_cli.bus.consumer import ProposalConsumer
 from rawe_cli.bus.keys import Keys
 from rawe_cli.bus.lease import RENEWED, STATE_GONE, Lease, new_epoch
-from rawe_cli.bus.store import Store
+from rawe_cli.bus.store import Store, apply_tallies, shard_layout
 from rawe_cli.bus.streams import (
     Bus,
     Token,
     connect,
     connection_errors,
+    is_cluster_url,
     with_reconnect,
 )
 from rawe_cli.collective import PENDING, REJECTED, Collective, LedgerEntry
 from rawe_cli.config import Settings
 from rawe_cli.errors import CodecError, Fenced, RaweError, RedisLost, StateDiverged
 from rawe_cli.models import Bar, OrderStatus
+from rawe_cli.shards import Shard, budget, open_positions_share
 
 Say = Callable[[str], None]
 
@@ -71,6 +74,7 @@ class ConsensusOptions:
     lease_ms: int = 3000
     owner: str = ""
     duration: float | None = None  # wall seconds, then stop (tests, scripts)
+    shard: Shard | None = None  # `--shard K/N`: the assets (and capital share) it owns
 
 
 ARCHIVE_EVERY = 5.0  # wall seconds between two looks for decisions past the retention
@@ -93,7 +97,9 @@ class ConsensusService:
         self.say = say
         self.on_refresh = on_refresh
         self.owner = opts.owner or default_owner("consensus")
-        self.keys = Keys(opts.settings.namespace)
+        shard = opts.shard
+        self.keys = (Keys(opts.settings.namespace, shard.count, shard.index) if shard
+                     else Keys(opts.settings.namespace))
         self.stop = asyncio.Event()
         self.col: Collective | None = None
         self.state = RunState()
@@ -112,8 +118,19 @@ class ConsensusService:
     async def run(self) -> None:
         client = await connect(self.opts.redis_url, retries=1)
         try:
+            shard = self.opts.shard
+            await shard_layout(client, self.keys.namespace, shard.count if shard else 0,
+                               cluster=is_cluster_url(self.opts.redis_url), engine=True)
             _, line = await Store(client, self.keys).persistence()
             self.say(f"Redis persistence: {line}")
+            if shard is not None:
+                s = self.opts.settings
+                self.say(f"shard {shard}: the assets whose crc32 mod {shard.count} is "
+                         f"{shard.index}, cash {s.initial_cash / shard.count:.2f} of "
+                         f"{s.initial_cash:.2f}, max_open_positions "
+                         f"{open_positions_share(s.max_open_positions, shard)} of "
+                         f"{s.max_open_positions}; keys "
+                         f"{self.keys.proposals.rsplit(':', 1)[0]}:...")
             while self._time_left():
                 try:
                     await self._serve(client)
@@ -187,8 +204,13 @@ class ConsensusService:
 
         broker = self.opts.broker or PaperBroker(fee_bps=s.fee_bps, slippage_bps=s.slippage_bps)
         bus, store = Bus(client, self.keys), Store(client, self.keys)
+        shard = self.opts.shard
+        if shard is not None:  # this shard's share of the capital (docs/sharding.md)
+            s = budget(s, shard)
         col = Collective(s, {}, make_scheme(s), broker, learner=make_learner(s),
                          on_decision=self._log_decision, write_ahead=True)
+        if shard is not None:  # sizes are fractions of the collective's equity: N x its own
+            col.limits = dataclasses.replace(col.limits, equity_scale=float(shard.count))
         col.fence = token.counter
         self.col = col
         loaded = await store.restore(col)
@@ -196,7 +218,8 @@ class ConsensusService:
                  f"{loaded['positions']} open positions")
         consumer = ProposalConsumer(bus, store, col, consumer=self.owner, secret=bus_secret(),
                                     fence=token, max_ahead=s.clock_tolerance,
-                                    lookup_agent=lambda name: self._lookup_agent(store, name))
+                                    lookup_agent=lambda name: self._lookup_agent(store, name),
+                                    misrouted=shard.misrouted if shard else None)
         self._note_bad_state(store, consumer)
         reconcile = getattr(broker, "reconcile", None)  # brokers with a remote account
         if reconcile is not None:
@@ -246,6 +269,8 @@ class ConsensusService:
                 if mono - last_chores >= 0.5:
                     last_chores = mono
                     await self._sync_agents(store, consumer)
+                    if shard is not None:
+                        await self._share_outcomes(store)
                     now = self._now()
                     # entries a deposed engine read after our takeover and never applied
                     taken = await consumer.claim_stale(now, self.opts.lease_ms)
@@ -409,6 +434,20 @@ class ConsensusService:
             if name not in known:
                 self.col.add_agent(rec)
         self._note_bad_state(store, consumer)
+
+    async def _share_outcomes(self, store: Store) -> None:
+        """Sharded: this shard's closed positions to the collective's tallies (exactly once,
+        see Store.flush_outcomes), then every shard's outcomes back into its weights."""
+        col = self.col
+        assert col is not None
+        await store.flush_outcomes(time.time(), self.opts.settings.ledger_retention)
+        tally = await store.tallies()
+        before = {n: (r.wins, r.losses, r.pnl) for n, r in col.records.items()}
+        apply_tallies(col.records, tally)
+        changed = [n for n, r in col.records.items() if before[n] != (r.wins, r.losses, r.pnl)]
+        if changed:
+            col.dirty.agents.update(changed)
+            col._reweigh()  # the scheme's weights from the collective's outcomes
 
     async def _market_tail(self, client: Any) -> str:
         """Take the last prices from the recent market stream; return where to follow it.

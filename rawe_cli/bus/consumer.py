@@ -73,6 +73,7 @@ class ProposalConsumer:
         group: str = CONSENSUS_GROUP,
         lookup_agent: Callable[[str], Awaitable[bool]] | None = None,
         max_ahead: float = codec.MAX_FUTURE_SECONDS,
+        misrouted: Callable[[str], str] | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
@@ -88,6 +89,8 @@ class ProposalConsumer:
         self._missing: dict[str, float] = {}  # agent -> monotonic time it was not found
         self._budget = (0.0, 0)  # (second, lookups in it)
         self.max_ahead = max_ahead  # the clock tolerance for a proposal's timestamp
+        # Sharded: why an asset is not this shard's ("" when it is): dead-lettered.
+        self.misrouted = misrouted
         self.stream = bus.keys.proposals
         self.dead: list[dict[str, str]] = []  # dead letters for the next write
         self._unsaved_acks: list[str] = []  # of a write that did not reach Redis
@@ -192,6 +195,8 @@ class ProposalConsumer:
             try:
                 proposal = codec.decode_proposal(fields, now=now, secret=self.secret,
                                                  max_ahead=self.max_ahead)
+                if self.misrouted is not None and (why := self.misrouted(proposal.asset)):
+                    raise CodecError(why)
                 status, decision = self.col.on_proposal(proposal, now)
                 if status == cs.UNKNOWN_AGENT and await self._lookup(proposal.agent):
                     status, decision = self.col.on_proposal(proposal, now)

@@ -1,4 +1,13 @@
-"""Every Redis key and stream name RAWE uses, under one namespace prefix."""
+"""Every Redis key and stream name RAWE uses, under one namespace prefix.
+
+Unsharded (the default, and every deployment made before sharding): `<ns>:<name>`, as
+always, so an existing collective keeps its state where it is (docs/sharding.md).
+
+Sharded (`shards` = N >= 1): every key carries a Redis Cluster hash tag, so that the keys a
+script touches at once live in one slot (one cluster node): a shard's own keys are
+`{<ns>:<K>of<N>}:<name>` (K 0-based), the keys of the whole collective (the agent registry,
+the agents' P&L tallies, the market stream, the recorded shard count) `{<ns>}:<name>`.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +20,68 @@ CONSENSUS_GROUP = "consensus"
 @dataclass(frozen=True, slots=True)
 class Keys:
     namespace: str = DEFAULT_NAMESPACE
+    shards: int = 0  # 0: unsharded (`<ns>:...` keys); N >= 1: sharded, hash-tagged keys
+    shard: int | None = None  # this shard (0-based); None: the whole collective
 
     def _k(self, name: str) -> str:
-        return f"{self.namespace}:{name}"
+        if not self.shards:
+            return f"{self.namespace}:{name}"
+        if self.shard is None:
+            raise ValueError(f"{name}: a shard's key needs a shard (Keys.of(k))")
+        return f"{{{self.namespace}:{self.shard}of{self.shards}}}:{name}"
+
+    def _g(self, name: str) -> str:
+        """A key of the whole collective (every shard's)."""
+        return f"{{{self.namespace}}}:{name}" if self.shards else f"{self.namespace}:{name}"
+
+    @property
+    def sharded(self) -> bool:
+        return self.shards > 0
+
+    def of(self, shard: int) -> Keys:
+        """The keys of one shard of this collective."""
+        return Keys(self.namespace, self.shards, shard)
+
+    def all_shards(self) -> list[Keys]:
+        """Every shard's keys (one entry, these keys, when unsharded)."""
+        return [self.of(k) for k in range(self.shards)] if self.shards else [self]
+
+    def for_asset(self, asset: str) -> Keys:
+        """The keys of the shard that owns `asset` (these keys when unsharded)."""
+        if not self.shards:
+            return self
+        from rawe_cli.shards import shard_of
+
+        return self.of(shard_of(asset, self.shards))
+
+    @property
+    def registry(self) -> str:
+        """Hash: agent name -> JSON record, where agents register (HSETNX). Unsharded it is
+        `agents`; sharded it is the collective's, and each shard keeps its own `agents`."""
+        return self._g("agents") if self.shards else self._k("agents")
+
+    @property
+    def tally(self) -> str:
+        """Sharded: hash of the agents' realized outcomes over every shard, by atomic
+        increments: `wins:<name>`, `losses:<name>`, `pnl:<name>`, `updated:<name>`."""
+        return self._g("tally")
+
+    @property
+    def tally_applied(self) -> str:
+        """Sharded: sorted set of the closed decisions already added to `tally` (scored by
+        the time they were), so that an outcome is added exactly once."""
+        return self._g("tally:applied")
+
+    @property
+    def outbox(self) -> str:
+        """Sharded: set of this shard's closed decisions whose outcome is not yet in `tally`
+        (written in the same fenced write as the close)."""
+        return self._k("outbox")
+
+    @property
+    def shard_count(self) -> str:
+        """String: how many shards the collective has (written once, SET NX)."""
+        return self._g("shards")
 
     @property
     def proposals(self) -> str:
@@ -22,8 +90,9 @@ class Keys:
 
     @property
     def market(self) -> str:
-        """Stream: bars and narrative events, published by whichever process owns the feed."""
-        return self._k("market")
+        """Stream: bars and narrative events, published by whichever process owns the feed
+        (one stream for every shard: each engine reads all of it, for its marks)."""
+        return self._g("market")
 
     @property
     def dead_letter(self) -> str:
@@ -32,7 +101,8 @@ class Keys:
 
     @property
     def agents(self) -> str:
-        """Hash: agent name -> JSON record (personality, weight, wins, losses, pnl, updated)."""
+        """Hash: agent name -> JSON record (personality, weight, wins, losses, pnl, updated):
+        the engine's records (sharded: this shard's, see `registry`)."""
         return self._k("agents")
 
     @property

@@ -10,10 +10,19 @@ started (it gets `Fenced` and stands by), and a dead letter is written exactly o
 A Redis that came back empty is told apart by the state marker (`keys.marker`): the engine
 that still holds the state writes all of it back with `rewrite`, atomically and only while
 the marker is absent.
+
+Sharded (docs/sharding.md), each shard's engine keeps its own agent records (weights, learned
+scores, votes) in its own slot, agents register in the collective's registry, and realized
+outcomes reach the collective's tallies exactly once: a close adds its decision id to the
+shard's outbox in the same fenced write that records it; `flush_outcomes` then adds the
+outcome to the tallies with one script on the collective's slot that also records the id
+(a second flush of the same id adds nothing), and only then takes it out of the outbox. A
+crash between the two steps leaves the id in the outbox, and the next flush finishes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -27,15 +36,49 @@ from rawe_cli.bus.streams import (
     write_if_empty,
     xadd_command,
 )
-from rawe_cli.collective import Collective, LedgerEntry
+from rawe_cli.collective import CLOSED, Collective, LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
-from rawe_cli.errors import CodecError
+from rawe_cli.errors import CodecError, RaweError
 from rawe_cli.models import Position
+from rawe_cli.shards import outcome_increments
 
 RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
 TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
 SeenId = tuple[str, str, float]  # proposal id, stream entry id, end of its window
 OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
+TALLY_FIELDS = ("wins", "losses", "pnl", "updated")
+# Add closed positions' outcomes to the agents' tallies, each decision once. KEYS: tally,
+# applied (zset). ARGV: now, drop-applied-before, then per outcome: id, updated, n, and n
+# pairs (field, increment); `pnl:` fields are floats, the others integers.
+_ADD_OUTCOMES = """
+local i = 3
+local added = 0
+while i <= #ARGV do
+  local id, updated, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local fresh = redis.call('ZADD', KEYS[2], 'NX', ARGV[1], id) == 1
+  local j = i + 3
+  for _ = 1, n do
+    if fresh then
+      local field = ARGV[j]
+      if string.sub(field, 1, 4) == 'pnl:' then
+        redis.call('HINCRBYFLOAT', KEYS[1], field, ARGV[j + 1])
+      else
+        redis.call('HINCRBY', KEYS[1], field, ARGV[j + 1])
+        local name = string.sub(field, string.find(field, ':', 1, true) + 1)
+        local seen = tonumber(redis.call('HGET', KEYS[1], 'updated:' .. name) or '0')
+        if tonumber(updated) > seen then
+          redis.call('HSET', KEYS[1], 'updated:' .. name, updated)
+        end
+      end
+    end
+    j = j + 2
+  end
+  if fresh then added = added + 1 end
+  i = j
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
+return added
+"""
 
 
 class Store:
@@ -50,8 +93,14 @@ class Store:
     async def agents(self) -> dict[str, AgentRecord]:
         """Every readable agent record. An unreadable one (not JSON, no name, negative wins,
         ...) is left out and listed in `bad_agents` with the reason: one bad record must
-        not stop the engine or `rawe weights`."""
-        raw = await self.r.hgetall(self.keys.agents)
+        not stop the engine or `rawe weights`.
+
+        Sharded: every agent of the registry, with this shard's own record where it has one
+        (weights, learned scores, votes), and wins, losses, P&L and last update from the
+        collective's tallies (every shard's outcomes)."""
+        k = self.keys
+        raw = await self.r.hgetall(k.registry)
+        own = await self.r.hgetall(k.agents) if k.sharded and k.shard is not None else {}
         good: dict[str, AgentRecord] = {}
         self.bad_agents = {}
         for name, value in raw.items():
@@ -59,18 +108,69 @@ class Store:
                 good[name] = codec.agent_from_json(name, value)
             except CodecError as exc:
                 self.bad_agents[name] = (str(exc), value)
+                continue
+            if name in own:
+                with contextlib.suppress(CodecError):  # a bad own copy: the registry's
+                    good[name] = codec.agent_from_json(name, own[name])
+        if k.sharded:
+            apply_tallies(good, await self.tallies())
         return good
 
     async def agent(self, name: str) -> AgentRecord | None:
         """One agent's record (None if it is not registered or unreadable)."""
-        raw = await self.r.hget(self.keys.agents, name)
+        k = self.keys
+        raw = await self.r.hget(k.registry, name)
         if raw is None:
             return None
         try:
-            return codec.agent_from_json(name, raw)
+            rec = codec.agent_from_json(name, raw)
         except CodecError as exc:
             self.bad_agents[name] = (str(exc), raw)
             return None
+        if k.sharded:
+            if k.shard is not None and (own := await self.r.hget(k.agents, name)):
+                with contextlib.suppress(CodecError):
+                    rec = codec.agent_from_json(name, own)
+            fields = [f"{f}:{name}" for f in TALLY_FIELDS]
+            got = await self.r.hmget(k.tally, fields)
+            apply_tallies({name: rec}, {f: v for f, v in zip(fields, got, strict=True) if v})
+        return rec
+
+    async def tallies(self) -> dict[str, str]:
+        """Sharded: the collective's outcome tallies (`wins:<name>` -> count, ...)."""
+        return await self.r.hgetall(self.keys.tally)
+
+    # -- outcomes of closed positions, to the collective's tallies (sharded) ---------------
+
+    async def flush_outcomes(self, now: float, keep_seconds: float) -> int:
+        """Add the outcomes in this shard's outbox to the collective's tallies, each decision
+        once, then take them out of the outbox. Returns how many were added now (an id
+        already added, by a flush that crashed before it emptied the outbox, adds nothing).
+        Ids the tallies recorded more than `keep_seconds` ago are forgotten."""
+        k = self.keys
+        ids = sorted(await self.r.smembers(k.outbox))
+        if not ids:
+            return 0
+        args: list[str] = [repr(now), repr(now - keep_seconds)]
+        for did, raw in zip(ids, await self.r.hmget(k.decisions, ids), strict=True):
+            if not raw:
+                continue  # archived (or gone) before it was flushed: nothing to add
+            try:
+                entry = codec.ledger_from_json(raw)
+            except (ValueError, KeyError, TypeError):
+                continue
+            if entry.pnl is None:
+                continue
+            d = entry.decision
+            inc = outcome_increments(d.agents, d.weights, d.opponents, entry.pnl)
+            args += [did, repr(entry.closed_at or d.timestamp), str(len(inc))]
+            for fld, value in inc.items():
+                args += [fld, repr(value) if fld.startswith("pnl:") else str(int(value))]
+        added = 0
+        if len(args) > 2:
+            added = int(await self.r.eval(_ADD_OUTCOMES, 2, k.tally, k.tally_applied, *args))
+        await self.r.srem(k.outbox, *ids)
+        return added
 
     async def ledger(self, limit: int | None = None) -> list[LedgerEntry]:
         """Decisions, newest first (an unreadable entry is skipped, see `bad_decisions`)."""
@@ -162,7 +262,7 @@ class Store:
         """Add agents that are not known yet; a known agent keeps its record (and weight)."""
         async with self.r.pipeline(transaction=False) as pipe:
             for rec in records:
-                pipe.hsetnx(self.keys.agents, rec.name, json.dumps(rec.to_dict()))
+                pipe.hsetnx(self.keys.registry, rec.name, json.dumps(rec.to_dict()))
             await pipe.execute()
 
     # -- the engine's writes ----------------------------------------------------------------
@@ -194,6 +294,9 @@ class Store:
             # OPEN_SENTINEL keeps the set in existence: it says the ledger has one
             commands += chunked("SADD", k.open_decisions, [OPEN_SENTINEL, *still])
             commands += chunked("SREM", k.open_decisions, done)
+            if k.sharded:  # outcomes for the collective's tallies (flush_outcomes)
+                commands += chunked("SADD", k.outbox, [e.decision.id for e in entries
+                                                       if e.status == CLOSED])
         held = col.portfolio.positions
         touched = set(held) if everything else dirty.positions
         gone = [asset for asset in touched if asset not in held]
@@ -329,3 +432,56 @@ class Store:
         col.dirty.decisions.update(migrate)  # the next save lists them in the open set
         return {"agents": len(records), "decisions": col.decisions_total,
                 "positions": len(positions), "seen": len(seen)}
+
+
+def apply_tallies(records: dict[str, AgentRecord], tally: dict[str, str]) -> None:
+    """Sharded: set the records' wins, losses, P&L and last update to the collective's
+    tallies; a count the tallies do not have yet keeps the record's own."""
+    for name, rec in records.items():
+        rec.wins = int(tally.get(f"wins:{name}", rec.wins))
+        rec.losses = int(tally.get(f"losses:{name}", rec.losses))
+        rec.pnl = float(tally.get(f"pnl:{name}", rec.pnl))
+        rec.updated = max(rec.updated, float(tally.get(f"updated:{name}", 0.0)))
+
+
+async def shard_layout(client: Any, namespace: str, configured: int, *, cluster: bool = False,
+                       engine: bool = False) -> Keys:
+    """The collective's key layout under `namespace`: unsharded, or N shards.
+
+    The shard count is part of the collective: the first process that knows it (an engine's
+    `--shard K/N`, or a publisher's `shards` setting / RAWE_SHARDS) records it in Redis
+    (`{<ns>}:shards`, SET NX) and every other process checks it: a different N is refused
+    (one line), never silently published to streams no engine reads. A process that was told
+    nothing takes the recorded count (`engine`: an engine without --shard refuses a sharded
+    namespace instead). A namespace that holds an unsharded collective (its state marker
+    `<ns>:state-marker`) is never sharded over it.
+    """
+    legacy = Keys(namespace)
+    record_key = Keys(namespace, 1, 0).shard_count
+    recorded = await client.get(record_key)
+    where = f"Redis records it in {record_key}"
+    if recorded is not None and not (recorded.isdigit() and 1 <= int(recorded) <= 256):
+        raise RaweError(f"{record_key} holds {recorded[:40]!r}, not a shard count")
+    if configured:
+        if recorded is None and await client.exists(legacy.marker):
+            raise RaweError(f"namespace {namespace!r} holds an unsharded collective "
+                            f"({legacy.marker} exists): run it without shards, or start the "
+                            "sharded one under another --namespace")
+        if recorded is None:
+            await client.set(record_key, str(configured), nx=True)
+            recorded = await client.get(record_key)
+        if recorded is not None and recorded != str(configured):
+            raise RaweError(f"namespace {namespace!r} has {recorded} shards ({where}), but "
+                            f"this process was told {configured}: use the same N everywhere "
+                            "(--shard K/N, the settings' shards, RAWE_SHARDS)")
+        return Keys(namespace, configured)
+    if recorded is not None:
+        if engine:
+            raise RaweError(f"namespace {namespace!r} is sharded into {recorded} ({where}): "
+                            f"start each engine with --shard K/{recorded} (K = 0 to "
+                            f"{int(recorded) - 1})")
+        return Keys(namespace, int(recorded))
+    if cluster:
+        raise RaweError("a Redis Cluster needs the sharded key layout (hash tags): start the "
+                        "engines with --shard K/N (--shard 0/1 for one), or set shards")
+    return legacy

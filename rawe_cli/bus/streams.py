@@ -58,9 +58,13 @@ async def connect(url: str | None, *, check: bool = True, retries: int = 3) -> A
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
 
+    cluster = is_cluster_url(url)
     try:
-        client = aioredis.from_url(
-            url,
+        # `redis+cluster://host:port` (or rediss+cluster://): a Redis Cluster, any node as
+        # the entry point (redis-py finds the others); every other URL: one server.
+        make = (aioredis.RedisCluster.from_url if cluster else aioredis.from_url)
+        client = make(
+            url.replace("+cluster://", "://", 1) if cluster else url,
             decode_responses=True,
             # A field that is not UTF-8 must not make XREADGROUP itself raise (the entry would
             # stay pending and stop every engine that reclaims it). "surrogateescape" keeps
@@ -73,17 +77,24 @@ async def connect(url: str | None, *, check: bool = True, retries: int = 3) -> A
             retry_on_error=[ConnectionError, TimeoutError],
             health_check_interval=10,
         )
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise BusUnavailable(f"bad Redis URL {_safe_url(url)!r}: {exc}") from None
     if check:
         import redis.exceptions as rex
 
         try:
+            if cluster:
+                await client.initialize()  # the slots map: every node must answer
             await client.ping()
         except (*connection_errors(), rex.RedisError) as exc:
             await client.aclose()
             raise BusUnavailable(refusal(url, exc)) from None
     return client
+
+
+def is_cluster_url(url: str | None) -> bool:
+    """`redis+cluster://...` or `rediss+cluster://...`: a Redis Cluster."""
+    return bool(url) and url.split("://", 1)[0].endswith("+cluster")  # type: ignore[union-attr]
 
 
 def refusal(url: str, exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from rawe_cli.cli.options import (
     PersonalitiesOpt,
     RedisUrlOpt,
     SeedOpt,
+    ShardsOpt,
     TimeframeOpt,
     settings_from,
 )
@@ -42,6 +43,7 @@ def agents(
     redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
+    shards: ShardsOpt = None,
     seed: SeedOpt = None,
     bar_size: BarSizeOpt = None,
     timeframe: TimeframeOpt = None,
@@ -80,7 +82,7 @@ def agents(
     if speed <= 0:
         raise UsageError("--speed must be > 0")
     settings = settings_from(config, seed=seed, namespace=namespace, tick_seconds=bar_size,
-                             timeframe=timeframe)
+                             timeframe=timeframe, shards=shards or None)
     if feed != "bus":
         from rawe_cli.feeds.factory import feed_settings
 

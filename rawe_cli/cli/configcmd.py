@@ -19,6 +19,7 @@ ENV_VARS: tuple[tuple[str, str, bool], ...] = (
     ("RAWE_CONFIG", "settings file, when -c is not given", False),
     ("RAWE_REDIS_URL", "Redis URL of the multi-process commands", False),
     ("RAWE_NAMESPACE", "prefix of every Redis key (overrides the file's namespace)", False),
+    ("RAWE_SHARDS", "how many sharded engines (overrides the file's shards)", False),
     ("RAWE_BUS_SECRET", "shared secret that signs proposals", True),
     ("RAWE_TZ", "display time zone (--tz)", False),
     ("RAWE_LOG_LEVEL", "log level (--log-level)", False),
@@ -74,7 +75,13 @@ def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
     from rawe_cli.cli.options import settings_from
     from rawe_cli.config import SETTINGS_FIELDS
 
-    settings = settings_from(config, namespace=os.environ.get("RAWE_NAMESPACE") or None)
+    shards = os.environ.get("RAWE_SHARDS", "").strip()
+    if shards and not shards.isdigit():
+        from rawe_cli.errors import UsageError
+
+        raise UsageError(f"RAWE_SHARDS must be a number of shards, got {shards!r}")
+    settings = settings_from(config, namespace=os.environ.get("RAWE_NAMESPACE") or None,
+                             shards=int(shards) if shards and int(shards) else None)
     in_file = _file_keys(config) if config is not None else set()
     rows = []
     for f in SETTINGS_FIELDS:
@@ -84,6 +91,8 @@ def show(config: ConfigOpt = None, json_out: JsonOpt = False) -> None:
             source = str(config)
         if f.name == "namespace" and os.environ.get("RAWE_NAMESPACE"):
             source = "env RAWE_NAMESPACE"
+        if f.name == "shards" and shards and int(shards):
+            source = "env RAWE_SHARDS"
         rows.append((f.name, value, source))
     env = {name: ("set" if secret and os.environ.get(name) else os.environ.get(name))
            for name, _, secret in ENV_VARS}

@@ -27,6 +27,8 @@ from rawe_cli.cli.options import (
 if TYPE_CHECKING:
     from rawe_cli.app.services import ConsensusService
     from rawe_cli.collective import LedgerEntry
+    from rawe_cli.config import Settings
+    from rawe_cli.shards import Shard
 
 
 def consensus(
@@ -46,6 +48,11 @@ def consensus(
     broker: BrokerOpt = "paper",
     live: LiveOpt = False,
     confirm_live: ConfirmLiveOpt = False,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N: run shard K (0-based, 0 "
+                                              "to N-1) of N engines; it owns the assets whose "
+                                              "crc32 mod N is K and 1/N of the capital "
+                                              "(docs/sharding.md).", show_default=False)
+                     ] = None,
     no_dashboard: NoDashboardOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="JSON Lines on stdout: one object "
                                            "per decision and per log line, and a summary "
@@ -66,6 +73,7 @@ def consensus(
     settings = settings_from(config, scheme=scheme, threshold=threshold,
                              threshold_share=threshold_share, window=window, tick_seconds=bar_size,
                              namespace=namespace)
+    part = _shard(shard, settings)
     console = Console()
     dashboard = not (no_dashboard or json_out) and sys.stdout.isatty()
     if json_out:
@@ -84,7 +92,7 @@ def consensus(
         10)
     executor = make_broker(broker, settings, live=live, confirm_live=confirm_live, log=say)
     opts = ConsensusOptions(settings=settings, redis_url=redis_url, lease_ms=lease_ms,
-                            duration=duration, broker=executor)
+                            duration=duration, broker=executor, shard=part)
     service_type = ConsensusService
     if json_out:
         class JsonConsensus(ConsensusService):
@@ -138,6 +146,32 @@ def consensus(
         console.print(f"consensus stopped; {what}", highlight=False)
     else:
         say(f"consensus stopped; {what}")
+
+
+def _shard(spec: str | None, settings: Settings) -> Shard | None:
+    """`--shard K/N`, checked against RAWE_SHARDS and the settings' `shards` (a usage
+    error, exit 2)."""
+    import os
+
+    from rawe_cli.errors import UsageError
+    from rawe_cli.shards import budget, parse_shard
+
+    env = os.environ.get("RAWE_SHARDS", "").strip()
+    told, where = (int(env), "RAWE_SHARDS") if env.isdigit() and int(env) else (
+        settings.shards, "the settings' shards")
+    if spec is None:
+        if told:
+            raise UsageError(f"{where} is {told}: start each engine with --shard K/{told} "
+                             f"(K = 0 to {told - 1})")
+        return None
+    part = parse_shard(spec)
+    if told and told != part.count:
+        raise UsageError(f"--shard {spec}: {where} is {told}, not {part.count}")
+    if "{" in settings.namespace or "}" in settings.namespace:
+        raise UsageError(f"--namespace {settings.namespace!r}: a sharded namespace may not "
+                         "hold braces (they are its keys' Redis Cluster hash tags)")
+    budget(settings, part)  # N larger than max_open_positions: refused now
+    return part
 
 
 def _stop(service: ConsensusService, signum: int) -> None:

@@ -13,6 +13,7 @@ from rawe_cli.cli.options import (
     JsonOpt,
     NamespaceOpt,
     RedisUrlOpt,
+    ShardsOpt,
     settings_from,
 )
 from rawe_cli.errors import UsageError
@@ -32,6 +33,7 @@ def inject_signal(
     redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
+    shards: ShardsOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Publish proposals and print their ids (one per line)."""
@@ -52,11 +54,11 @@ def inject_signal(
         raise UsageError("--count must be between 1 and 10000")
     if not asset.strip():
         raise UsageError("--asset must not be empty")
-    settings = settings_from(config, namespace=namespace)
+    settings = settings_from(config, namespace=namespace, shards=shards or None)
     ids = asyncio.run(inject(redis_url, Keys(settings.namespace), asset=asset.strip(),
                              direction=Direction(direction), agent=agent, size=size,
                              expected_profit=expected_profit, narrative_id=narrative_id,
-                             count=count, register=register))
+                             count=count, register=register, shards=settings.shards or 0))
     typer.echo(json.dumps(ids) if json_out else "\n".join(ids))
 
 

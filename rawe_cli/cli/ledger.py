@@ -13,6 +13,7 @@ from rawe_cli.cli.options import (
     JsonOpt,
     NamespaceOpt,
     RedisUrlOpt,
+    ShardsOpt,
     WatchOpt,
     settings_from,
 )
@@ -103,6 +104,7 @@ def weights(
     redis_url: RedisUrlOpt = DEFAULT_REDIS_URL,
     config: ConfigOpt = None,
     namespace: NamespaceOpt = None,
+    shards: ShardsOpt = None,
     json_out: JsonOpt = False,
     watch: WatchOpt = False,
 ) -> None:
@@ -112,8 +114,9 @@ def weights(
     from rawe_cli.cli.context import G
     from rawe_cli.ui import views
 
-    keys = Keys(settings_from(config, namespace=namespace).namespace)
-    _show(lambda: read_agents(redis_url, keys),
+    settings = settings_from(config, namespace=namespace, shards=shards or None)
+    keys = Keys(settings.namespace)
+    _show(lambda: read_agents(redis_url, keys, shards=settings.shards or 0),
           lambda rows, width: views.agents_table(rows, width=width, tz=G.tz), json_out, watch,
           f"no agents registered under namespace {keys.namespace!r}")
 
@@ -127,6 +130,7 @@ def decisions(
     archived: Annotated[bool, typer.Option("--archived", help="Also the decisions past the "
                                            "ledger retention, from the archive file (the "
                                            "settings' `archive`).")] = False,
+    shards: ShardsOpt = None,
     json_out: JsonOpt = False,
     watch: WatchOpt = False,
 ) -> None:
@@ -136,10 +140,10 @@ def decisions(
     from rawe_cli.cli.context import G
     from rawe_cli.ui import views
 
-    settings = settings_from(config, namespace=namespace)
+    settings = settings_from(config, namespace=namespace, shards=shards or None)
     keys = Keys(settings.namespace)
     path = settings.archive_path() if archived else None
-    _show(lambda: read_decisions(redis_url, keys, limit, path),
+    _show(lambda: read_decisions(redis_url, keys, limit, path, shards=settings.shards or 0),
           lambda rows, width: views.decisions_table(rows, newest_first=False, width=width,
                                                     tz=G.tz), json_out, watch,
           f"no decisions under namespace {keys.namespace!r}")

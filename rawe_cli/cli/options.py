@@ -59,6 +59,12 @@ NamespaceOpt = Annotated[
     typer.Option("--namespace", help="Prefix of every Redis key [settings default: rawe].",
                  envvar="RAWE_NAMESPACE", show_default=False),
 ]
+ShardsOpt = Annotated[
+    int | None,
+    typer.Option("--shards", help="How many sharded engines the collective has (env "
+                 "RAWE_SHARDS; settings `shards`); unset: the count recorded in Redis, else "
+                 "not sharded.", envvar="RAWE_SHARDS", show_default=False),
+]
 WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Refresh live until Ctrl-C.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document.")]
 NoDashboardOpt = Annotated[

@@ -13,6 +13,9 @@ class RiskLimits:
     max_open_positions: int = 10
     max_position_fraction: float = 0.25
     max_gross_exposure: float = 1.5
+    # How many times this book's equity the collective's is: N for one of N shards, whose
+    # sizes (fractions of the collective's equity) are taken against N x its own equity.
+    equity_scale: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ def size_order(decision: Decision, portfolio: Portfolio, limits: RiskLimits, *,
         return Sizing(0.0, 0.0, "equity is not positive")
     fraction = min(decision.size, limits.max_position_fraction)
     notional = fraction * equity
+    if limits.equity_scale != 1.0:
+        notional *= limits.equity_scale
     if (portfolio.gross_exposure() + pending_notional + notional
             > limits.max_gross_exposure * equity):
         return Sizing(0.0, 0.0,
