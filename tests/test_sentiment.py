@@ -74,3 +74,16 @@ def test_the_blend_falls_back_to_vader_where_the_word_list_is_silent() -> None:
     assert sentiment.blend_score("Disney theme parks deliver a disappointing quarter") < 0
     assert sentiment.blend_score("Apple beats estimates") == \
         sentiment.words_score("Apple beats estimates")
+
+
+def test_the_live_news_feed_scores_with_the_chosen_scorer() -> None:
+    from rawe_cli.core.news import Article, NewsParams, news_events
+    from rawe_cli.core.sentiment import score
+
+    head = "Shares soar as the company delivers a superb, wonderful quarter"
+    art = Article("1", 1000.0, head, "", ("AAPL",))
+    by = {name: news_events([art], 1000.0, NewsParams(scorer=name))[0].sentiment
+          for name in ("words", "vader", "blend")}
+    for name, got in by.items():
+        assert got == round(max(-1.0, min(1.0, score(head, "", name))), 6)
+    assert by["words"] != by["vader"]  # the setting changes what the feed publishes

@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rawe_cli.core.sentiment import score
+from rawe_cli.core.sentiment import DEFAULT_SCORER, score
 from rawe_cli.models import NarrativeEvent
 
 
@@ -43,6 +43,7 @@ class NewsParams:
     half_life: float = 1800.0  # seconds for an article's weight to halve
     lookback: float = 7200.0  # articles older than this are forgotten
     full_weight: float = 3.0  # summed weight at which intensity reaches 1
+    scorer: str = DEFAULT_SCORER  # the headline scorer (the `sentiment` setting)
 
 
 def our_symbols(tags: Iterable[str], symbols: Iterable[str]) -> tuple[str, ...]:
@@ -76,7 +77,7 @@ def news_events(articles: Iterable[Article], now: float,
     for symbol in sorted(per_symbol):
         items = per_symbol[symbol]
         total = sum(w for w, _ in items)
-        sentiment = sum(w * a.sentiment for w, a in items) / total
+        sentiment = sum(w * score(a.headline, a.summary, p.scorer) for w, a in items) / total
         newest = max(items, key=lambda wa: (wa[1].created_at, wa[1].id))[1]
         events.append(NarrativeEvent(
             timestamp=now,

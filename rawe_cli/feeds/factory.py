@@ -70,15 +70,17 @@ def make_feed(
         raise UsageError("--fast needs the synthetic feed: the Alpaca feeds run in wall time")
     from rawe_cli.brokers.alpaca import config_from_env
     from rawe_cli.clock import SystemClock
+    from rawe_cli.core.news import NewsParams
 
     cfg = config_from_env(env, check_trading=False)
+    news = NewsParams(scorer=settings.sentiment)
     if name == "alpaca-poll":
         from rawe_cli.feeds.alpaca import AlpacaFeed
 
         return AlpacaFeed(cfg, settings.symbols, poll_seconds=settings.tick_seconds,
-                          count=ticks, clock=clock or SystemClock())
+                          count=ticks, clock=clock or SystemClock(), news_params=news)
     from rawe_cli.feeds.alpaca_stream import AlpacaStreamFeed
 
     return AlpacaStreamFeed(cfg, settings.symbols, timeframe=settings.timeframe,
                             data_feed=settings.data_feed, count=ticks,
-                            clock=clock or SystemClock(), say=log)
+                            clock=clock or SystemClock(), say=log, news_params=news)
