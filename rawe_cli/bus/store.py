@@ -14,7 +14,6 @@ the marker is absent.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rawe_cli.bus import codec
@@ -162,7 +161,7 @@ class Store:
         """Add agents that are not known yet; a known agent keeps its record (and weight)."""
         async with self.r.pipeline(transaction=False) as pipe:
             for rec in records:
-                pipe.hsetnx(self.keys.agents, rec.name, json.dumps(rec.to_dict()))
+                pipe.hsetnx(self.keys.agents, rec.name, codec.agent_to_json(rec))
             await pipe.execute()
 
     # -- the engine's writes ----------------------------------------------------------------
@@ -180,7 +179,7 @@ class Store:
         # One command per hash (not per field): at full load a save carries hundreds of
         # decisions, and each command costs a round of packing and parsing.
         agents = [w for name in names if (rec := col.records.get(name)) is not None
-                  for w in (name, json.dumps(rec.to_dict()))]
+                  for w in (name, codec.agent_to_json(rec))]
         commands += chunked("HSET", k.agents, agents)
         ids = col.ledger if everything else dirty.decisions
         entries = [col.ledger[did] for did in ids if did in col.ledger]
