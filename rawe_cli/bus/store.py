@@ -33,7 +33,31 @@ from rawe_cli.models import Position
 
 RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
 TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
-SeenId = tuple[str, str, float]  # proposal id, stream entry id, end of its window
+
+
+class SeenIds:
+    """Proposal ids a write records as counted, flat, as the write sends them: `pairs` is
+    (proposal id, entry id it was counted from, ...), `ends` (end of its window, proposal
+    id, ...). Flat lists of the objects the engine holds anyway: nothing is allocated per
+    proposal to record it."""
+
+    __slots__ = ("ends", "pairs")
+
+    def __init__(self) -> None:
+        self.pairs: list[str] = []
+        self.ends: list[float | str] = []
+
+    def add(self, proposal_id: str, entry_id: str, end: float) -> None:
+        self.pairs += (proposal_id, entry_id)
+        self.ends += (end, proposal_id)
+
+    def extend(self, other: SeenIds) -> None:
+        self.pairs += other.pairs
+        self.ends += other.ends
+
+    def __len__(self) -> int:
+        return len(self.pairs) // 2
+
 OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
 
 
@@ -216,14 +240,14 @@ class Store:
                                 [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
         return commands
 
-    def _seen_commands(self, seen: list[SeenId], trim_before: float | None) -> list[Command]:
+    def _seen_commands(self, seen: SeenIds | None, trim_before: float | None
+                       ) -> list[Command]:
+        """The expiry index of the seen ids (their hash is written by the fenced write's
+        script, from the pairs it checks) and the trim."""
         k = self.keys
         commands: list[Command] = []
         if seen:
-            commands += chunked("HSET", k.seen_proposals,
-                                [w for pid, eid, _ in seen for w in (pid, eid)])
-            commands += chunked("ZADD", k.seen_expiry,
-                                [w for pid, _, exp in seen for w in (repr(exp), pid)])
+            commands += chunked("ZADD", k.seen_expiry, seen.ends)
         if trim_before is not None:
             commands.append(("RAWE.TRIM", k.seen_proposals, k.seen_expiry,
                              repr(trim_before), str(TRIM_PER_SAVE)))
@@ -231,12 +255,12 @@ class Store:
 
     async def save(self, col: Collective, fence: Token | None = None,
                    acks: tuple[str, str, list[str]] | None = None, *,
-                   seen: list[SeenId] = (),  # type: ignore[assignment]
+                   seen: SeenIds | None = None,
                    dead: list[dict[str, str]] = (),  # type: ignore[assignment]
                    trim_before: float | None = None,
                    lazy_votes: bool = False, verify: bool = False) -> None:
         """Write what changed in `col` (its `dirty` sets), record the proposal ids `seen`
-        (id, entry id, end of window), write the dead letters `dead` and ack `acks`
+        (SeenIds), write the dead letters `dead` and ack `acks`
         (stream, group, entry ids), atomically and in one round trip, then clear the dirty
         sets.
 
@@ -255,7 +279,7 @@ class Store:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
         await fenced_write(self.r, self.keys, fence, commands,
-                           seen=[(pid, eid) for pid, eid, _ in seen], verify=verify)
+                           seen=seen.pairs if seen else (), verify=verify)
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         dirty.clear()
         dirty.votes.update(votes)
@@ -273,7 +297,11 @@ class Store:
         only while the state marker is absent; then set the marker and take the lease if it
         is free. See `bus.write_if_empty` for the outcomes."""
         commands = self._state_commands(col, everything=True)
-        commands += self._seen_commands([(pid, "-", exp) for pid, exp in seen.items()], None)
+        ids = SeenIds()
+        for pid, exp in seen.items():
+            ids.add(pid, "-", exp)
+        commands += [*chunked("HSET", self.keys.seen_proposals, ids.pairs),
+                     *self._seen_commands(ids, None)]
         outcome = await write_if_empty(self.r, self.keys, marker, owner, ttl_ms, epoch,
                                        commands)
         if outcome[0] != "taken":

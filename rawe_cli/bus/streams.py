@@ -182,7 +182,8 @@ class Token(NamedTuple):
 # Apply a list of commands atomically, after checking the fencing token. KEYS: fence,
 # fence epoch, state marker, seen hash. ARGV[1] = the token's counter ('' = no check),
 # ARGV[2] = its epoch, ARGV[3] = s, then s pairs (proposal id, entry id) the write records
-# as counted, then the commands: a count n and the n words of one command, and so on.
+# as counted (written into the seen hash once checked), then the commands: a count n and
+# the n words of one command, and so on.
 # Every check comes before the first write (a Lua error does not undo earlier writes):
 # a token that is not the current one is FENCED, or EMPTY when Redis lost the collective's
 # state (the marker is gone); a proposal id already counted from another entry is DUPLICATE.
@@ -226,6 +227,9 @@ for _ = 1, s do
   end
   i = i + 2
 end
+for j = 4, 3 + 2 * s, 400 do
+  redis.call('HSET', KEYS[4], unpack(ARGV, j, math.min(j + 399, 3 + 2 * s)))
+end
 """ + _APPLY + "return 1\n"
 # Write a whole state into a Redis that lost it, only while the state marker is absent, then
 # set the marker and take the lease if it is free. KEYS: marker, lease, fence, fence epoch.
@@ -265,10 +269,11 @@ def is_nogroup(exc: BaseException) -> bool:
 
 
 async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: list[Command],
-                       *, seen: list[tuple[str, str]] = (),  # type: ignore[assignment]
+                       *, seen: list[str] = (),  # type: ignore[assignment]
                        verify: bool = False) -> None:
     """Run `commands` atomically in one round trip, only if the fence still holds `token`
-    and no proposal id in `seen` (id, entry id) was counted from another entry.
+    and no proposal id in `seen` (flat: id, entry id, id, ...) was counted from another
+    entry; the pairs are then recorded in the seen hash.
 
     Raises Fenced when another engine has taken over since, RedisLost when Redis lost the
     collective's state, StateDiverged on a proposal counted twice. With `verify`, the token
@@ -279,9 +284,8 @@ async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: l
     import redis.exceptions as rex
 
     args: list[str] = ["", ""] if token is None else [str(token.counter), token.epoch]
-    args.append(str(len(seen)))
-    for pid, eid in seen:
-        args += (pid, eid)
+    args.append(str(len(seen) // 2))
+    args += seen
     for cmd in commands:
         args.append(str(len(cmd)))
         args.extend(cmd)
