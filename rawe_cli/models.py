@@ -177,9 +177,9 @@ class Vote:
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A collective decision: the winning side of one asset's window."""
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """A collective decision: the winning side of one asset's window (a Struct: one is
+    built per quorum, on the engine's hot path)."""
 
     id: str
     timestamp: float
