@@ -337,8 +337,8 @@ class _AgentJson(msgspec.Struct, gc=False):
 _AGENT = msgspec.json.Decoder(_AgentJson)
 
 
-def agent_to_json(rec: AgentRecord) -> bytes:
-    return _SORTED.encode(rec.to_dict())
+def agent_to_json(rec: AgentRecord) -> str:
+    return _SORTED.encode(rec.to_dict()).decode()
 
 
 def agent_from_json(name: str, raw: str | bytes) -> AgentRecord:
@@ -365,8 +365,8 @@ def agent_from_json(name: str, raw: str | bytes) -> AgentRecord:
     )
 
 
-def ledger_to_json(entry: LedgerEntry) -> bytes:
-    return _SORTED.encode(entry.to_dict())
+def ledger_to_json(entry: LedgerEntry) -> str:
+    return _SORTED.encode(entry.to_dict()).decode()
 
 
 def ledger_from_json(raw: str | bytes) -> LedgerEntry:
@@ -391,7 +391,7 @@ def ledger_from_json(raw: str | bytes) -> LedgerEntry:
     )
 
 
-def position_to_json(p: Position) -> bytes:
+def position_to_json(p: Position) -> str:
     return _SORTED.encode({
         "asset": p.asset, "direction": p.direction.value, "qty": p.qty,
         "entry_price": p.entry_price, "entry_fee": p.entry_fee, "opened_at": p.opened_at,
@@ -399,7 +399,7 @@ def position_to_json(p: Position) -> bytes:
         "weights": p.weights, "horizon": p.horizon, "stop_loss": p.stop_loss,
         "take_profit": p.take_profit, "mark": p.mark, "exits": p.exits,
         "exit_base_qty": p.exit_base_qty,
-    })
+    }).decode()
 
 
 def position_from_json(raw: str | bytes) -> Position:

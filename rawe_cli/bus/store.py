@@ -274,12 +274,13 @@ class Store:
         dirty = col.dirty
         commands = self._state_commands(col, lazy_votes=lazy_votes)
         commands += self._seen_commands(seen, trim_before)
-        commands += [xadd_command(self.keys.dead_letter, d) for d in dead]
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
         await fenced_write(self.r, self.keys, fence, commands,
-                           seen=seen.pairs if seen else (), verify=verify)
+                           seen=seen.pairs if seen else (),
+                           raw=[xadd_command(self.keys.dead_letter, d) for d in dead],
+                           verify=verify)
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         dirty.clear()
         dirty.votes.update(votes)
