@@ -274,3 +274,18 @@ def test_market_messages_round_trip_and_validate():
                                                  "narrative_id": "n", "symbols": ["A"],
                                                  "intensity": 1, "sentiment": 3})})
     assert math.isfinite(bar.close)
+
+
+def test_ledger_entry_encodes_as_its_sorted_dict_and_back():
+    from rawe_cli.collective import LedgerEntry
+    from rawe_cli.models import Decision, OrderStatus
+
+    d = Decision("d-1", NOW, "AAPL", Direction.SHORT, 0.123456789, 2.5, 1.0, 3.0,
+                 ("a", "b", "c"), ("z",), ("p1", "p2", "p3"), 300.0, 0.02, 0.04,
+                 (1.0, 0.75, 1.25), ("p9",))
+    for entry in (LedgerEntry(d, "pending"),
+                  LedgerEntry(d, "closed", OrderStatus.FILLED, 1.5, 101.25, 0.01, "r", "stop",
+                              99.5, NOW + 60, -2.625, fence=7)):
+        text = codec.ledger_to_json(entry)
+        assert text == json.dumps(entry.to_dict(), separators=(",", ":"), sort_keys=True)
+        assert codec.ledger_from_json(text) == entry

@@ -365,8 +365,52 @@ def agent_from_json(name: str, raw: str | bytes) -> AgentRecord:
     )
 
 
+class _LedgerJson(msgspec.Struct, gc=False):
+    """LedgerEntry.to_dict as a Struct, its fields in sorted order: encoded without a dict
+    to build and sort per decision (the engine writes one per quorum)."""
+
+    agents: tuple[str, ...]
+    asset: str
+    avg_price: float
+    closed_at: float | None
+    direction: str
+    exit_price: float | None
+    exit_reason: str
+    fee: float
+    fence: int
+    filled_qty: float
+    horizon: float
+    id: str
+    long_weight: float
+    opponent_proposal_ids: tuple[str, ...]
+    opponents: tuple[str, ...]
+    order_status: str
+    pnl: float | None
+    proposal_ids: tuple[str, ...]
+    reason: str
+    short_weight: float
+    size: float
+    status: str
+    stop_loss: float
+    take_profit: float
+    threshold: float
+    timestamp: float
+    weights: tuple[float, ...]
+
+
+_LEDGER = msgspec.json.Encoder()
+
+
 def ledger_to_json(entry: LedgerEntry) -> str:
-    return _SORTED.encode(entry.to_dict()).decode()
+    """The ledger entry as stored: the JSON of `entry.to_dict()`, keys sorted, compact."""
+    d = entry.decision
+    return _LEDGER.encode(_LedgerJson(
+        d.agents, d.asset, entry.avg_price, entry.closed_at, d.direction.value,
+        entry.exit_price, entry.exit_reason, entry.fee, entry.fence, entry.filled_qty,
+        d.horizon, d.id, d.long_weight, d.opponent_proposal_ids, d.opponents,
+        entry.order_status.value, entry.pnl, d.proposal_ids, entry.reason, d.short_weight,
+        d.size, entry.status, d.stop_loss, d.take_profit, d.threshold, d.timestamp,
+        d.weights)).decode()
 
 
 def ledger_from_json(raw: str | bytes) -> LedgerEntry:
