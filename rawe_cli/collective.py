@@ -21,10 +21,11 @@ Decisions and orders:
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from rawe_cli.brokers.base import Broker
 from rawe_cli.config import Settings
@@ -309,7 +310,7 @@ class Collective:
                     self.on_decision(self.ledger[decision.id])
                 return status, decision
             if verdict.boost != 1.0:  # a coalition with evidence of an edge: a larger stake
-                decision = dataclasses.replace(decision, size=round(
+                decision = msgspec.structs.replace(decision, size=round(
                     min(1.0, decision.size * verdict.boost), 6))
         if decision is None or status == cs.SUPPRESSED:
             return status, decision  # a suppressed decision consumed votes, traded nothing

@@ -1,14 +1,38 @@
-"""The domain's value types: frozen dataclasses and string enums.
+"""The domain's value types: frozen dataclasses, msgspec Structs and string enums.
 
 Timestamps are event time, float seconds since the Unix epoch (UTC). Money is float
 dollars. Every type here is plain data: no I/O, no clock.
+
+What travels on the bus (a Proposal, a Bar, a NarrativeEvent) is a `msgspec.Struct`: the
+codec decodes a message straight into it, in one compiled step that also checks the ranges
+annotated here (`Meta`), so a decoded proposal is the engine's vote itself, with no copy.
+Constructing one in code checks nothing (as a dataclass would not). They are frozen and
+untracked by the garbage collector (`gc=False`: they hold only text, numbers and tuples of
+text, so they can never be part of a reference cycle).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+SCHEMA_VERSION = 1  # of the bus messages (their field `v`)
+MAX_ID_LENGTH = 100  # characters, of a proposal's texts and a bar's symbol
+
+# Wire constraints (checked when a message is decoded, not when a value is built in code).
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Label = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+OpenFraction = Annotated[float, msgspec.Meta(gt=0, le=1)]  # 0 < x <= 1
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Sentiment = Annotated[float, msgspec.Meta(ge=-1, le=1)]
+Symbols = Annotated[tuple[Annotated[str, msgspec.Meta(min_length=1)], ...],
+                    msgspec.Meta(min_length=1)]
+Version = Literal[1]
 
 
 class Direction(StrEnum):
@@ -53,26 +77,27 @@ class Side(StrEnum):
     SELL = "sell"
 
 
-@dataclass(frozen=True, slots=True)
-class Bar:
-    timestamp: float
-    symbol: str
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float = 0.0
+class Bar(msgspec.Struct, frozen=True, gc=False, tag="bar", tag_field="kind"):
+    timestamp: NonNegative
+    symbol: Name
+    open: Positive
+    high: Positive
+    low: Positive
+    close: Positive
+    volume: NonNegative = 0.0
+    schema: Version = msgspec.field(default=SCHEMA_VERSION, name="v")
 
 
-@dataclass(frozen=True, slots=True)
-class NarrativeEvent:
-    timestamp: float
-    narrative_id: str
-    symbols: tuple[str, ...]
-    intensity: float  # >= 0
-    sentiment: float  # -1 .. 1
+class NarrativeEvent(msgspec.Struct, frozen=True, gc=False, tag="narrative",
+                     tag_field="kind"):
+    timestamp: NonNegative
+    narrative_id: Name
+    symbols: Symbols
+    intensity: NonNegative
+    sentiment: Sentiment  # -1 .. 1
     headline: str = ""
     source: str = ""
+    schema: Version = msgspec.field(default=SCHEMA_VERSION, name="v")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,24 +143,28 @@ class ArbitrageSignal:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Proposal:
-    """One agent's vote: trade `asset` in `direction` with `size` (a fraction of equity)."""
+class Proposal(msgspec.Struct, frozen=True, gc=False):
+    """One agent's vote: trade `asset` in `direction` with `size` (a fraction of equity).
 
-    id: str
-    agent: str
-    asset: str
+    On the wire (README, "Wire format of a proposal") `id`, `agent`, `asset`, `direction`,
+    `size` and `timestamp` are required; `schema` is the message's `v`."""
+
+    id: Name
+    agent: Name
+    asset: Name
     direction: Direction
-    size: float  # fraction of the collective's equity, 0 < size <= 1
-    expected_profit: float
-    risk_score: float
-    narrative_id: str
-    signal_type: str
-    timestamp: float
-    confidence: float = 1.0
-    horizon: float = 300.0  # seconds of event time
-    stop_loss: float = 0.02  # fraction of entry price
-    take_profit: float = 0.04  # fraction of entry price
+    size: OpenFraction  # fraction of the collective's equity, 0 < size <= 1
+    expected_profit: float = 0.0
+    risk_score: Fraction = 0.5
+    narrative_id: Label = ""
+    signal_type: Label = "manual"
+    # Required on the wire; the default only makes the field order possible.
+    timestamp: NonNegative = msgspec.field(default=msgspec.UNSET)  # type: ignore[assignment]
+    confidence: Fraction = 1.0
+    horizon: Positive = 300.0  # seconds of event time
+    stop_loss: OpenFraction = 0.02  # fraction of entry price
+    take_profit: Positive = 0.04  # fraction of entry price
+    schema: Version = msgspec.field(default=SCHEMA_VERSION, name="v")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +177,9 @@ class Vote:
     weight: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """A collective decision: the winning side of one asset's window."""
+class Decision(msgspec.Struct, frozen=True, gc=False):
+    """A collective decision: the winning side of one asset's window (a Struct: one is
+    built per quorum, on the engine's hot path)."""
 
     id: str
     timestamp: float

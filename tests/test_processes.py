@@ -122,7 +122,7 @@ def test_three_injections_from_three_agents_decide(tmp_path, env):
     try:
         ids = [inject(env, a)[0] for a in HANDS]
         assert len(set(ids)) == 3
-        got = wait_until(lambda: decisions(env), timeout=10)
+        got = wait_until(lambda: decisions(env), timeout=60)
         d = got[0]
         assert d["asset"] == "AAPL" and d["direction"] == "long"
         assert sorted(d["agents"]) == HANDS
@@ -156,7 +156,7 @@ def test_kill9_and_restart_loses_no_vote_and_trades_once(tmp_path, env):
         second.wait_for("active:", timeout=15)
         second.wait_for("reclaimed 2 pending proposals")
         inject(env, "Cy")
-        got = wait_until(lambda: decisions(env), timeout=10)
+        got = wait_until(lambda: decisions(env), timeout=60)
         assert len(got) == 1
         assert sorted(got[0]["agents"]) == HANDS  # the two votes from before the crash count
         wait_until(lambda: read_all(env, live=0), timeout=20)
@@ -184,7 +184,7 @@ def test_standby_takes_over_within_the_lease(tmp_path, env):
         took = time.monotonic() - killed
         assert took < 1.0 + 1.0  # lease time plus polling
         inject(env, "Cy")
-        got = wait_until(lambda: decisions(env), timeout=10)
+        got = wait_until(lambda: decisions(env), timeout=60)
         assert len(got) == 1 and sorted(got[0]["agents"]) == HANDS
         token = int(b.text().split("fencing token ")[1].split(",")[0])
         assert token >= 2
@@ -222,7 +222,7 @@ def test_malformed_unknown_and_forged_messages_are_dead_lettered(tmp_path, env, 
         r.xadd(stream, {"data": json.dumps({**good, "id": "unsigned"})})
         r.xadd(stream, {"data": json.dumps({**good, "id": "forged"}), "sig": "00" * 32})
         dead = wait_until(lambda: len(r.xrange(f"{namespace}:deadletter")) >= 9 and
-                          r.xrange(f"{namespace}:deadletter"), timeout=10)
+                          r.xrange(f"{namespace}:deadletter"), timeout=60)
         reasons = " | ".join(f["reason"] for _, f in dead)
         for needle in ("bad JSON", "missing field 'data'", "field 'size' must be > 0",
                        "must be finite", "field 'direction'", "in the future",
@@ -234,7 +234,7 @@ def test_malformed_unknown_and_forged_messages_are_dead_lettered(tmp_path, env, 
         # the engine is still running and still decides
         for a in ("Bob", "Cy"):
             inject(env, a)
-        got = wait_until(lambda: decisions(env), timeout=10)
+        got = wait_until(lambda: decisions(env), timeout=60)
         assert sorted(got[0]["agents"]) == HANDS
         assert r.xpending(stream, "consensus")["pending"] == 0  # all consumed or acked
     finally:
@@ -256,7 +256,7 @@ def test_unregistered_agent_signed_proposal_is_dead_lettered(tmp_path, env, redi
         p = Proposal("ghost-1", "Ghost", "AAPL", Direction.LONG, 0.1, 0.0, 0.5, "", "manual",
                      time.time())
         r.xadd(f"{namespace}:proposals", codec.encode_proposal(p))
-        dead = wait_until(lambda: r.xrange(f"{namespace}:deadletter"), timeout=10)
+        dead = wait_until(lambda: r.xrange(f"{namespace}:deadletter"), timeout=60)
         assert "agent 'Ghost' is not registered" in dead[0][1]["reason"]
     finally:
         cons.stop()

@@ -2,6 +2,16 @@
 a schema version ``v``) and, when a shared secret is configured, a field ``sig``: the hex
 HMAC-SHA256 of the exact ``data`` bytes. Every decode failure is a CodecError whose message
 is the reason written to the dead-letter stream.
+
+Decoding is one compiled step (msgspec): the bytes of ``data`` become the `Proposal`, `Bar`
+or `NarrativeEvent` Struct itself, checked as they are read: strict UTF-8, required fields,
+types, the ranges annotated in models.py, the schema version. Unknown fields are ignored.
+What msgspec cannot know is checked after it: the clock tolerance and a proposal's required
+`timestamp` (a field with a default in the Struct, for its field order). Only a message
+that is refused is looked at again (`_reason`), to say why in the words the dead-letter
+stream has always used ("field 'size' must be <= 1, got 3").
+
+State (ledger entries, positions, agent records) is encoded with msgspec too.
 """
 
 from __future__ import annotations
@@ -10,12 +20,18 @@ import hashlib
 import hmac
 import json
 import math
-from typing import Any
+import re
+import typing
+from typing import Annotated, Any
+
+import msgspec
 
 from rawe_cli.collective import LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import CodecError
 from rawe_cli.models import (
+    MAX_ID_LENGTH,
+    SCHEMA_VERSION,
     Bar,
     Decision,
     Direction,
@@ -25,11 +41,17 @@ from rawe_cli.models import (
     Proposal,
 )
 
-SCHEMA_VERSION = 1
+__all__ = ["MAX_FUTURE_SECONDS", "MAX_ID_LENGTH", "SCHEMA_VERSION"]
+
 # A proposal or market message stamped further ahead of the reader's clock is refused (the
 # settings' clock_tolerance; this is its default).
 MAX_FUTURE_SECONDS = 60.0
-MAX_ID_LENGTH = 100
+_UNSET = msgspec.UNSET
+_PROPOSAL = msgspec.json.Decoder(Proposal)
+_MARKET = msgspec.json.Decoder(Bar | NarrativeEvent)
+_SORTED = msgspec.json.Encoder(order="sorted")  # compact, keys sorted
+_ANY = msgspec.json.Decoder()
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeEncodeError)
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -38,6 +60,126 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 def sign(data: str, secret: str) -> str:
     return hmac.new(secret.encode(), data.encode(), hashlib.sha256).hexdigest()
+
+
+# -- why a message was refused ----------------------------------------------------------------
+
+_RANGE = re.compile(r"Expected `(?:float|int)` (>=|>|<=|<) (\S+)")
+_MISSING = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def _valid_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _named(key: str, value: Any, counts: frozenset[str]) -> str | None:
+    """The reason for a bad value of a field that has words of its own."""
+    if key == "kind":
+        return f"unknown market message kind {value!r}"
+    if key == "symbols":
+        return "field 'symbols' must be a non-empty list of strings"
+    if value is None:
+        return None
+    if key == "direction":
+        return f"field 'direction' must be 'long' or 'short', got {value!r}"
+    if key in counts:
+        return f"field '{key}' must be an integer >= 0, got {value!r}"
+    return None
+
+
+def _field_types(target: Any) -> dict[str, Any]:
+    """Wire name -> the plain type (str, float, ...) of the fields of a Struct (or union)."""
+    out: dict[str, Any] = {}
+    for struct in typing.get_args(target) or (target,):
+        for f in msgspec.structs.fields(struct):
+            t = f.type
+            if typing.get_origin(t) is Annotated:
+                t = typing.get_args(t)[0]
+            out.setdefault(f.encode_name, t)
+    return out
+
+
+def _reason(exc: BaseException, raw: str | bytes, target: Any, what: str = "data",
+            counts: frozenset[str] = frozenset()) -> str:
+    """The dead-letter reason for a message msgspec refused (`exc`), in the words of the
+    field-by-field checks it replaced. Slow on purpose (it reads the message again with the
+    standard library, which also takes NaN, Infinity and lone surrogates): only refused
+    messages come here."""
+    if isinstance(exc, UnicodeError) or "Invalid UTF-8" in str(exc):
+        return f"field '{what}' is not UTF-8" if what == "data" else f"{what} is not UTF-8"
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        return f"bad JSON: {err}"
+    if not isinstance(obj, dict):
+        return f"{what} must be a JSON object"
+    version = obj.get("v", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION or type(version) is not int:
+        return f"unsupported schema version {version!r} (this reader: {SCHEMA_VERSION})"
+    if not isinstance(exc, msgspec.ValidationError):
+        # JSON only the standard library reads: NaN, +-Infinity or an escaped lone surrogate
+        types = _field_types(target)
+        for key, value in obj.items():
+            for v in (value if isinstance(value, list) else (value,)):
+                nonfinite = isinstance(v, float) and not math.isfinite(v)
+                if not nonfinite and not (isinstance(v, str) and not _valid_text(v)):
+                    continue
+                named = _named(key, value, counts)
+                if named:
+                    return named
+                expected = types.get(key)
+                if expected is str:
+                    return (f"field '{key}' must be a non-empty string" if nonfinite
+                            else f"field '{key}' is not UTF-8")
+                if expected is float and not nonfinite:
+                    return f"field '{key}' must be a number, got {v!r}"
+                return (f"field '{key}' must be finite, got {v!r}" if nonfinite
+                        else f"field '{key}' is not UTF-8")
+        return f"bad JSON: {exc}"
+    text = str(exc)
+    message, _, path = text.partition(" - at `$")
+    missing = _MISSING.match(message)
+    if missing:
+        return _named(missing.group(1), None, counts) or f"missing field '{missing.group(1)}'"
+    where = path.strip("`").lstrip(".")
+    key = re.split(r"[.\[]", where, maxsplit=1)[0]
+    if not key:
+        return f"{what} is invalid: {message}"
+    value = obj.get(key)
+    named = _named(key, value, counts)
+    if named:
+        return named
+    if value is None:
+        return f"missing field '{key}'"
+    if isinstance(value, dict) and where != key:  # inside a map of numbers (regime scores)
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                return f"field '{k}' must be a number, got {v!r}"
+            if not v > 0 or not math.isfinite(v):
+                key, value = k, v
+                break
+    if message == "Number out of range":
+        if _field_types(target).get(key) is str:
+            return f"field '{key}' must be a non-empty string"
+        if isinstance(value, float):
+            return f"field '{key}' must be finite, got {value!r}"
+        return f"field '{key}' is out of range"
+    if message.startswith("Expected `str`"):
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            return f"field '{key}' is longer than {MAX_ID_LENGTH} characters"
+        return f"field '{key}' must be a non-empty string"
+    if message.startswith("Expected `float`, got") or isinstance(value, bool) or not isinstance(
+            value, int | float):
+        return f"field '{key}' must be a number, got {value!r}"
+    bound = _RANGE.match(message)
+    if bound:
+        op, limit = bound.groups()
+        return f"field '{key}' must be {op} {float(limit):g}, got {float(value):g}"
+    return f"field '{key}' is invalid: {message}"
 
 
 # -- proposals ------------------------------------------------------------------------------
@@ -72,153 +214,42 @@ def encode_proposal(p: Proposal, secret: str | None = None) -> dict[str, str]:
     return fields
 
 
-def _text(d: dict[str, Any], key: str, default: str | None = None) -> str:
-    value = d.get(key, default)
+def _field(fields: dict[Any, Any], name: str) -> str | bytes | None:
+    """A field as the bus gave it: text (the engine's client), or bytes."""
+    value = fields.get(name)
     if value is None:
-        raise CodecError(f"missing field '{key}'")
-    if not isinstance(value, str) or (not value and default is None):
-        raise CodecError(f"field '{key}' must be a non-empty string")
-    if len(value) > MAX_ID_LENGTH:
-        raise CodecError(f"field '{key}' is longer than {MAX_ID_LENGTH} characters")
-    if not value.isascii():
-        _check_unicode(value, f"field '{key}'")
+        value = fields.get(name.encode())
     return value
 
 
-def _check_unicode(text: str, what: str) -> None:
-    """Refuse text that is not valid Unicode: bytes that were not UTF-8 (kept by the bus as
-    U+DC80..U+DCFF) or a lone surrogate written as a JSON escape."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CodecError(f"{what} is not UTF-8") from None
-
-
-def _number(d: dict[str, Any], key: str, default: float | None = None, *,
-            lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> float:
-    value = d.get(key, default)
-    if value is None:
-        raise CodecError(f"missing field '{key}'")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise CodecError(f"field '{key}' must be a number, got {value!r}")
-    try:
-        x = float(value)
-    except OverflowError:  # a JSON integer too large for a float
-        raise CodecError(f"field '{key}' is out of range") from None
-    if not math.isfinite(x):
-        raise CodecError(f"field '{key}' must be finite, got {value!r}")
-    if lo is not None and (x <= lo if lo_open else x < lo):
-        raise CodecError(f"field '{key}' must be {'>' if lo_open else '>='} {lo:g}, got {x:g}")
-    if hi is not None and x > hi:
-        raise CodecError(f"field '{key}' must be <= {hi:g}, got {x:g}")
-    return x
-
-
-def _parse_json(raw: str | bytes | None) -> dict[str, Any]:
-    if raw is None:
-        raise CodecError("missing field 'data'")
-    try:
-        # The default decoder already reads NaN and +-Infinity as floats (refused later as
-        # not finite); without keyword arguments json.loads reuses it instead of building
-        # a decoder per message.
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"bad JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise CodecError("data must be a JSON object")
-    version = obj.get("v", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
-        raise CodecError(f"unsupported schema version {version!r} (this reader: "
-                         f"{SCHEMA_VERSION})")
-    return obj
-
-
-_DIRECTIONS = {"long": Direction.LONG, "short": Direction.SHORT}
-_INF = math.inf
-
-
-def _proposal_fast(d: dict[str, Any], now: float | None,
-                   max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal | None:
-    """The common case in one pass: every field present or defaulted, strings of type str,
-    numbers of type float, all within bounds. None for anything else, which the checked path
-    then accepts (ints, say) or refuses with its exact reason. Accepts only what the checked
-    path accepts, and builds the same Proposal."""
-    g = d.get
-    direction = _DIRECTIONS.get(g("direction")) if type(g("direction")) is str else None
-    ident, agent, asset = g("id"), g("agent"), g("asset")
-    narrative, signal = g("narrative_id", ""), g("signal_type", "manual")
-    ts, size, profit = g("timestamp"), g("size"), g("expected_profit", 0.0)
-    risk, conf, horizon = g("risk_score", 0.5), g("confidence", 1.0), g("horizon", 300.0)
-    stop, take = g("stop_loss", 0.02), g("take_profit", 0.04)
-    if (direction is None
-            or type(ident) is not str or type(agent) is not str or type(asset) is not str
-            or type(narrative) is not str or type(signal) is not str
-            or not (0 < len(ident) <= MAX_ID_LENGTH and 0 < len(agent) <= MAX_ID_LENGTH
-                    and 0 < len(asset) <= MAX_ID_LENGTH and len(narrative) <= MAX_ID_LENGTH
-                    and len(signal) <= MAX_ID_LENGTH)
-            or not (ident.isascii() and agent.isascii() and asset.isascii()
-                    and narrative.isascii() and signal.isascii())
-            or type(ts) is not float or type(size) is not float or type(profit) is not float
-            or type(risk) is not float or type(conf) is not float
-            or type(horizon) is not float or type(stop) is not float
-            or type(take) is not float
-            or not (0.0 <= ts < _INF and 0.0 < size <= 1.0 and -_INF < profit < _INF
-                    and 0.0 <= risk <= 1.0 and 0.0 <= conf <= 1.0 and 0.0 < horizon < _INF
-                    and 0.0 < stop <= 1.0 and 0.0 < take < _INF)
-            or (now is not None and ts > now + max_ahead)):
-        return None
-    return Proposal(ident, agent, asset, direction, size, profit, risk, narrative, signal, ts,
-                    conf, horizon, stop, take)
-
-
-def proposal_from_dict(d: dict[str, Any], now: float | None = None,
-                       max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
-    fast = _proposal_fast(d, now, max_ahead)
-    return fast if fast is not None else _proposal_checked(d, now, max_ahead)
-
-
-def _proposal_checked(d: dict[str, Any], now: float | None,
-                      max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
-    """Field by field, raising CodecError with the first reason found."""
-    direction = d.get("direction")
-    if direction not in ("long", "short"):
-        if direction is None:
-            raise CodecError("missing field 'direction'")
-        raise CodecError(f"field 'direction' must be 'long' or 'short', got {direction!r}")
-    timestamp = _number(d, "timestamp", lo=0)
-    if now is not None and timestamp > now + max_ahead:
-        raise CodecError(f"timestamp is {timestamp - now:.0f} s in the future "
-                         f"(at most {max_ahead:g} s allowed: clock_tolerance)")
-    return Proposal(
-        id=_text(d, "id"),
-        agent=_text(d, "agent"),
-        asset=_text(d, "asset"),
-        direction=Direction(direction),
-        size=_number(d, "size", lo=0, lo_open=True, hi=1),
-        expected_profit=_number(d, "expected_profit", 0.0),
-        risk_score=_number(d, "risk_score", 0.5, lo=0, hi=1),
-        narrative_id=_text(d, "narrative_id", ""),
-        signal_type=_text(d, "signal_type", "manual"),
-        timestamp=timestamp,
-        confidence=_number(d, "confidence", 1.0, lo=0, hi=1),
-        horizon=_number(d, "horizon", 300.0, lo=0, lo_open=True),
-        stop_loss=_number(d, "stop_loss", 0.02, lo=0, lo_open=True, hi=1),
-        take_profit=_number(d, "take_profit", 0.04, lo=0, lo_open=True),
-    )
-
-
-def _field(fields: dict[Any, Any], name: str) -> str | None:
+def _text_field(fields: dict[Any, Any], name: str) -> str | None:
     """A field as text, decoded strictly: anything that is not UTF-8 is refused (the bus
     keeps such bytes as U+DC80..U+DCFF, never a silent U+FFFD)."""
-    value = fields.get(name, fields.get(name.encode()))
+    value = _field(fields, name)
     if isinstance(value, bytes):
         try:
             return value.decode()
         except UnicodeDecodeError:
             raise CodecError(f"field '{name}' is not UTF-8") from None
-    if value is not None and not value.isascii():
-        _check_unicode(value, f"field '{name}'")
+    if value is not None and not value.isascii() and not _valid_text(value):
+        raise CodecError(f"field '{name}' is not UTF-8")
     return value
+
+
+def proposal_from_json(data: str | bytes, now: float | None = None,
+                       max_ahead: float = MAX_FUTURE_SECONDS) -> Proposal:
+    """A proposal from its JSON (the `data` field), checked; raises CodecError."""
+    try:
+        p = _PROPOSAL.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise CodecError(_reason(exc, data, Proposal)) from None
+    ts = p.timestamp
+    if ts is _UNSET:
+        raise CodecError("missing field 'timestamp'")
+    if now is not None and ts > now + max_ahead:
+        raise CodecError(f"timestamp is {ts - now:.0f} s in the future "
+                         f"(at most {max_ahead:g} s allowed: clock_tolerance)")
+    return p
 
 
 def decode_proposal(fields: dict[Any, Any], now: float | None = None,
@@ -228,15 +259,19 @@ def decode_proposal(fields: dict[Any, Any], now: float | None = None,
 
     With a secret, the entry must carry a valid ``sig``.
     """
-    data = _field(fields, "data")
     if secret:
-        sig = _field(fields, "sig")
+        data = _text_field(fields, "data")
+        sig = _text_field(fields, "sig")
         if not sig:
             raise CodecError("unsigned proposal (a shared secret is configured)")
         expected = sign(data or "", secret).encode()
         if not hmac.compare_digest(sig.encode("utf-8", "replace"), expected):
             raise CodecError("bad signature")
-    return proposal_from_dict(_parse_json(data), now, max_ahead)
+    else:
+        data = _field(fields, "data")
+    if data is None:
+        raise CodecError("missing field 'data'")
+    return proposal_from_json(data, now, max_ahead)
 
 
 # -- market data (bars and narrative events on the market stream) --------------------------
@@ -264,81 +299,125 @@ def decode_market(fields: dict[Any, Any], now: float | None = None,
     ahead is refused: one bar stamped in the future (or in milliseconds) must not move the
     engine's clock, which would make every valid proposal look expired.
     """
-    d = _parse_json(_field(fields, "data"))
-    kind = d.get("kind")
-    if now is not None:
-        ts = _number(d, "timestamp", lo=0)
-        if ts > now + max_ahead:
-            raise CodecError(f"timestamp is {ts - now:.0f} s ahead of the reader's clock "
-                             f"(at most {max_ahead:g} s allowed: clock_tolerance)")
-    if kind == "bar":
-        return Bar(_number(d, "timestamp", lo=0), _text(d, "symbol"),
-                   _number(d, "open", lo=0, lo_open=True), _number(d, "high", lo=0, lo_open=True),
-                   _number(d, "low", lo=0, lo_open=True), _number(d, "close", lo=0, lo_open=True),
-                   _number(d, "volume", 0.0, lo=0))
-    if kind == "narrative":
-        symbols = d.get("symbols")
-        if not isinstance(symbols, list) or not symbols or not all(
-                isinstance(s, str) and s for s in symbols):
-            raise CodecError("field 'symbols' must be a non-empty list of strings")
-        return NarrativeEvent(_number(d, "timestamp", lo=0), _text(d, "narrative_id"),
-                              tuple(symbols), _number(d, "intensity", lo=0),
-                              _number(d, "sentiment", lo=-1, hi=1),
-                              str(d.get("headline") or ""), str(d.get("source") or ""))
-    raise CodecError(f"unknown market message kind {kind!r}")
+    data = _field(fields, "data")
+    if data is None:
+        raise CodecError("missing field 'data'")
+    try:
+        item = _MARKET.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise CodecError(_reason(exc, data, Bar | NarrativeEvent)) from None
+    if now is not None and item.timestamp > now + max_ahead:
+        raise CodecError(f"timestamp is {item.timestamp - now:.0f} s ahead of the reader's "
+                         f"clock (at most {max_ahead:g} s allowed: clock_tolerance)")
+    return item
 
 
 # -- agent records, ledger and positions (state in Redis) -----------------------------------
 
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Score = Annotated[float, msgspec.Meta(gt=0)]
+_COUNTS = frozenset(("wins", "losses", "votes"))
 
-def _count(d: dict[str, Any], key: str) -> int:
-    value = d.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CodecError(f"field '{key}' must be an integer >= 0, got {value!r}")
-    return value
+
+class _AgentJson(msgspec.Struct, gc=False):
+    """An agent record as stored in the agents hash (AgentRecord.to_dict)."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1)]
+    personality: str | msgspec.UnsetType = msgspec.UNSET
+    weight: _Score = 1.0
+    wins: _Count = 0
+    losses: _Count = 0
+    pnl: float = 0.0
+    votes: _Count = 0
+    updated: float = 0.0
+    score: _Score = 1.0
+    regime_scores: dict[str, _Score] | None = None
+
+
+_AGENT = msgspec.json.Decoder(_AgentJson)
+
+
+def agent_to_json(rec: AgentRecord) -> str:
+    return _SORTED.encode(rec.to_dict()).decode()
 
 
 def agent_from_json(name: str, raw: str | bytes) -> AgentRecord:
     """An agent record from the agents hash, checked: one bad record (not JSON, no name,
     negative wins, a weight that is not a positive number) raises CodecError with the
     reason, so the reader can skip it instead of dying on it."""
-    if isinstance(raw, str) and not raw.isascii():
-        _check_unicode(raw, "record")
     try:
-        d = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CodecError(f"bad JSON: {exc}") from None
-    if not isinstance(d, dict):
-        raise CodecError("record must be a JSON object")
-    stored = d.get("name")
-    if not isinstance(stored, str) or not stored:
-        raise CodecError("missing field 'name'")
-    if stored != name:
-        raise CodecError(f"field 'name' is {stored!r}, but the record is stored as {name!r}")
-    personality = d.get("personality", name)
-    if not isinstance(personality, str):
-        raise CodecError("field 'personality' must be a string")
-    scores = d.get("regime_scores") or {}
-    if not isinstance(scores, dict):
-        raise CodecError("field 'regime_scores' must be an object")
+        d = _AGENT.decode(raw)
+    except _DECODE_ERRORS as exc:
+        reason = _reason(exc, raw, _AgentJson, "record", _COUNTS)
+        if reason == "field 'name' must be a non-empty string":
+            reason = "missing field 'name'"
+        elif reason.startswith("field 'personality'"):
+            reason = "field 'personality' must be a string"
+        elif reason.startswith("field 'regime_scores' must be"):
+            reason = "field 'regime_scores' must be an object"
+        raise CodecError(reason) from None
+    if d.name != name:
+        raise CodecError(f"field 'name' is {d.name!r}, but the record is stored as {name!r}")
     return AgentRecord(
-        name=name, personality=personality,
-        weight=_number(d, "weight", 1.0, lo=0, lo_open=True),
-        wins=_count(d, "wins"), losses=_count(d, "losses"),
-        pnl=_number(d, "pnl", 0.0), votes=_count(d, "votes"),
-        updated=_number(d, "updated", 0.0),
-        score=_number(d, "score", 1.0, lo=0, lo_open=True),
-        regime_scores={str(k): _number(scores, k, lo=0, lo_open=True) for k in scores},
+        name=name, personality=name if d.personality is _UNSET else d.personality,
+        weight=d.weight, wins=d.wins, losses=d.losses, pnl=d.pnl, votes=d.votes,
+        updated=d.updated, score=d.score, regime_scores=dict(d.regime_scores or {}),
     )
 
 
+class _LedgerJson(msgspec.Struct, gc=False):
+    """LedgerEntry.to_dict as a Struct, its fields in sorted order: encoded without a dict
+    to build and sort per decision (the engine writes one per quorum)."""
+
+    agents: tuple[str, ...]
+    asset: str
+    avg_price: float
+    closed_at: float | None
+    direction: str
+    exit_price: float | None
+    exit_reason: str
+    fee: float
+    fence: int
+    filled_qty: float
+    horizon: float
+    id: str
+    long_weight: float
+    opponent_proposal_ids: tuple[str, ...]
+    opponents: tuple[str, ...]
+    order_status: str
+    pnl: float | None
+    proposal_ids: tuple[str, ...]
+    reason: str
+    short_weight: float
+    size: float
+    status: str
+    stop_loss: float
+    take_profit: float
+    threshold: float
+    timestamp: float
+    weights: tuple[float, ...]
+
+
+_LEDGER = msgspec.json.Encoder()
+
 
 def ledger_to_json(entry: LedgerEntry) -> str:
-    return _dumps(entry.to_dict())
+    """The ledger entry as stored: the JSON of `entry.to_dict()`, keys sorted, compact."""
+    d = entry.decision
+    return _LEDGER.encode(_LedgerJson(
+        d.agents, d.asset, entry.avg_price, entry.closed_at, d.direction.value,
+        entry.exit_price, entry.exit_reason, entry.fee, entry.fence, entry.filled_qty,
+        d.horizon, d.id, d.long_weight, d.opponent_proposal_ids, d.opponents,
+        entry.order_status.value, entry.pnl, d.proposal_ids, entry.reason, d.short_weight,
+        d.size, entry.status, d.stop_loss, d.take_profit, d.threshold, d.timestamp,
+        d.weights)).decode()
 
 
 def ledger_from_json(raw: str | bytes) -> LedgerEntry:
-    d = json.loads(raw)
+    try:
+        d = _ANY.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise ValueError(str(exc)) from None
     decision = Decision(
         id=d["id"], timestamp=d["timestamp"], asset=d["asset"],
         direction=Direction(d["direction"]), size=d["size"], long_weight=d["long_weight"],
@@ -357,18 +436,18 @@ def ledger_from_json(raw: str | bytes) -> LedgerEntry:
 
 
 def position_to_json(p: Position) -> str:
-    return _dumps({
+    return _SORTED.encode({
         "asset": p.asset, "direction": p.direction.value, "qty": p.qty,
         "entry_price": p.entry_price, "entry_fee": p.entry_fee, "opened_at": p.opened_at,
-        "decision_id": p.decision_id, "agents": list(p.agents), "opponents": list(p.opponents),
-        "weights": list(p.weights), "horizon": p.horizon, "stop_loss": p.stop_loss,
+        "decision_id": p.decision_id, "agents": p.agents, "opponents": p.opponents,
+        "weights": p.weights, "horizon": p.horizon, "stop_loss": p.stop_loss,
         "take_profit": p.take_profit, "mark": p.mark, "exits": p.exits,
         "exit_base_qty": p.exit_base_qty,
-    })
+    }).decode()
 
 
 def position_from_json(raw: str | bytes) -> Position:
-    d = json.loads(raw)
+    d = _ANY.decode(raw)
     return Position(
         asset=d["asset"], direction=Direction(d["direction"]), qty=d["qty"],
         entry_price=d["entry_price"], entry_fee=d["entry_fee"], opened_at=d["opened_at"],

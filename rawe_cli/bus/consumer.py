@@ -26,7 +26,6 @@ a second write. An engine that lost its lease fails the first write and sends no
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -35,7 +34,7 @@ from typing import Any
 
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import CONSENSUS_GROUP
-from rawe_cli.bus.store import SeenId, Store
+from rawe_cli.bus.store import SeenIds, Store
 from rawe_cli.bus.streams import Bus, Entry, Token, dead_letter_fields
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
@@ -94,11 +93,12 @@ class ProposalConsumer:
         self.stream = bus.keys.proposals
         self.dead: list[dict[str, str]] = []  # dead letters for the next write
         self._unsaved_acks: list[str] = []  # of a write that did not reach Redis
-        self._unsaved_seen: list[SeenId] = []
+        self._unsaved_seen = SeenIds()
         self._trimmed = -math.inf  # event time of the last trim of the seen ids
         self.stats = ConsumerStats()
-        self._live: dict[str, str] = {}  # proposal id -> entry id, while the vote lives
-        self._expiries: list[tuple[float, str]] = []  # (expiry, proposal id)
+        # Proposal id -> entry id while the vote lives, in the order the votes came (their
+        # ends are the engine's: `engine.expiry(id)`).
+        self._live: dict[str, str] = {}
 
     async def start(self) -> None:
         await self.bus.ensure_group(self.stream, self.group)
@@ -183,23 +183,35 @@ class ProposalConsumer:
 
     async def apply(self, entries: list[Entry], now: float, *, redelivered: bool = False
                     ) -> None:
-        """Apply entries, save, then ack what no longer needs to stay pending."""
+        """Apply a batch of entries in their order, then save it in one fenced write with the
+        acks of what no longer needs to stay pending.
+
+        Per entry the common path is: decode (one msgspec call: the Proposal Struct is the
+        vote itself), count it (`engine.submit`), note its id and entry in flat lists. A
+        proposal that refreshes a vote (the agent's newer proposal on the asset) allocates
+        nothing else: no status object, no record of its own for the write or the acks."""
         if redelivered and entries:
             await self._live_again(entries)
         to_ack: list[str] = []
-        seen: list[SeenId] = []
+        seen = SeenIds()
+        pairs, ends = seen.pairs, seen.ends
         decisions: list[Decision] = []
-        window = self.col.engine.window
+        col = self.col
+        engine = col.engine
+        live = self._live
+        stats = self.stats
+        decode = codec.decode_proposal
+        on_proposal = col.on_proposal
+        secret, max_ahead, misrouted = self.secret, self.max_ahead, self.misrouted
+        counted = _COUNTED
         for entry_id, fields in entries:
-            self.stats.read += 1
             try:
-                proposal = codec.decode_proposal(fields, now=now, secret=self.secret,
-                                                 max_ahead=self.max_ahead)
-                if self.misrouted is not None and (why := self.misrouted(proposal.asset)):
+                proposal = decode(fields, now, secret, max_ahead)
+                if misrouted is not None and (why := misrouted(proposal.asset)):
                     raise CodecError(why)
-                status, decision = self.col.on_proposal(proposal, now)
+                status, decision = on_proposal(proposal, now)
                 if status == cs.UNKNOWN_AGENT and await self._lookup(proposal.agent):
-                    status, decision = self.col.on_proposal(proposal, now)
+                    status, decision = on_proposal(proposal, now)
             except CodecError as exc:
                 self.note_dead(self.stream, entry_id, fields, str(exc), now)
                 to_ack.append(entry_id)
@@ -212,49 +224,49 @@ class ProposalConsumer:
                                f"internal error: {type(exc).__name__}: {exc}", now)
                 to_ack.append(entry_id)
                 continue
-            if status == cs.UNKNOWN_AGENT:
+            if status in counted:
+                pid = proposal.id
+                pairs += (pid, entry_id)
+                ends += (engine.last_expiry, pid)
+                replaced = engine.replaced  # the agent's older vote on the asset, if any
+                if replaced is not None:
+                    eid = live.pop(replaced.id, None)
+                    if eid is not None:
+                        to_ack.append(eid)
+                live[pid] = entry_id
+                if decision is not None:  # decided or suppressed: its votes are consumed
+                    if status == cs.DECIDED:
+                        decisions.append(decision)
+                    for consumed in (decision.proposal_ids, decision.opponent_proposal_ids):
+                        for cpid in consumed:
+                            eid = live.pop(cpid, None)
+                            if eid is not None:
+                                to_ack.append(eid)
+            elif status == cs.UNKNOWN_AGENT:
                 self.note_dead(self.stream, entry_id, fields,
                                f"agent {proposal.agent!r} is not registered", now)
                 to_ack.append(entry_id)
-                continue
-            if status == cs.DUPLICATE or status == cs.EXPIRED:
+            else:  # a duplicate, or expired on arrival
                 if status == cs.DUPLICATE:
-                    self.stats.duplicates += 1
+                    stats.duplicates += 1
                 else:
-                    self.stats.expired += 1
-                if self._live.get(proposal.id) != entry_id:
+                    stats.expired += 1
+                if live.get(proposal.id) != entry_id:
                     to_ack.append(entry_id)
-                continue
-            if status in _COUNTED:
-                seen.append((proposal.id, entry_id, proposal.timestamp + window))
-            self.stats.accepted += 1
-            replaced = self.col.engine.replaced  # the agent's older vote on the asset, if any
-            if replaced is not None:
-                eid = self._live.pop(replaced.id, None)
-                if eid is not None:
-                    to_ack.append(eid)
-            self._live[proposal.id] = entry_id
-            heapq.heappush(self._expiries, (proposal.timestamp + window, proposal.id))
-            if decision is not None:  # decided or suppressed: its votes are consumed
-                if status == cs.DECIDED:
-                    decisions.append(decision)
-                for pid in (*decision.proposal_ids, *decision.opponent_proposal_ids):
-                    eid = self._live.pop(pid, None)
-                    if eid is not None:
-                        to_ack.append(eid)
+        stats.read += len(entries)
+        stats.accepted += len(seen)
         to_ack.extend(self._expired(now))
         # The state, the seen ids, the dead letters and the acks of what it records go in
         # one atomic, fenced write. A batch that was read is always checked against the
         # fence: an engine deposed while it had nothing to write must learn it now.
         await self.commit(now, to_ack, seen, verify=bool(entries))
-        self.stats.decisions += len(decisions)
+        stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:
                 self.on_decision(d)
 
     async def commit(self, now: float, acks: list[str] = (),  # type: ignore[assignment]
-                     seen: list[SeenId] = (),  # type: ignore[assignment]
-                     *, verify: bool = False) -> None:
+                     seen: SeenIds | None = None, *, verify: bool = False) -> None:
         """Save (fenced) with the acks, seen ids and dead letters; then send the orders the
         saved state records (write-ahead) and save their fills."""
         dead, self.dead = self.dead, []
@@ -262,7 +274,9 @@ class ProposalConsumer:
         if now - self._trimmed >= 1.0 and (acks or seen or verify):  # at most once a second
             trim, self._trimmed = now, now
         acks = [*self._unsaved_acks, *acks]
-        seen = [*self._unsaved_seen, *seen]
+        if self._unsaved_seen:
+            self._unsaved_seen.extend(seen or SeenIds())
+            seen = self._unsaved_seen
         try:
             await self.store.save(self.col, self.fence, (self.stream, self.group, acks),
                                   seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
@@ -270,9 +284,9 @@ class ProposalConsumer:
         except BaseException:
             # Not written (Redis unreachable): keep them for the write that follows.
             self.dead[:0] = dead
-            self._unsaved_acks, self._unsaved_seen = acks, seen
+            self._unsaved_acks, self._unsaved_seen = acks, seen or SeenIds()
             raise
-        self._unsaved_acks, self._unsaved_seen = [], []
+        self._unsaved_acks, self._unsaved_seen = [], SeenIds()
         await self.send_orders(now)
 
     async def send_orders(self, now: float) -> None:
@@ -282,14 +296,19 @@ class ProposalConsumer:
             await self.store.save(self.col, self.fence, lazy_votes=True)
 
     def _expired(self, now: float) -> list[str]:
-        out: list[str] = []
-        heap = self._expiries
-        while heap and heap[0][0] <= now:
-            _, pid = heapq.heappop(heap)
-            eid = self._live.pop(pid, None)
-            if eid is not None:
-                out.append(eid)
-        return out
+        """Entries of votes whose window has ended, from the oldest vote on. The scan stops
+        at the first live one: votes come roughly in the order of their ends, and a vote
+        behind a later one (a late arrival) is acked when that one has ended (at most
+        `clock_tolerance` + the window later): pending a little longer, never lost."""
+        live = self._live
+        end = self.col.engine.expiry
+        gone: list[str] = []
+        for pid in live:
+            until = end(pid)
+            if until is not None and until > now:
+                break
+            gone.append(pid)
+        return [live.pop(pid) for pid in gone]
 
     async def expire(self, now: float) -> None:
         """Save the state, with the acks of entries whose votes have expired."""

@@ -23,7 +23,6 @@ crash between the two steps leaves the id in the outbox, and the next flush fini
 from __future__ import annotations
 
 import contextlib
-import json
 from typing import Any
 
 from rawe_cli.bus import codec
@@ -44,7 +43,31 @@ from rawe_cli.shards import outcome_increments
 
 RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
 TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
-SeenId = tuple[str, str, float]  # proposal id, stream entry id, end of its window
+
+
+class SeenIds:
+    """Proposal ids a write records as counted, flat, as the write sends them: `pairs` is
+    (proposal id, entry id it was counted from, ...), `ends` (end of its window, proposal
+    id, ...). Flat lists of the objects the engine holds anyway: nothing is allocated per
+    proposal to record it."""
+
+    __slots__ = ("ends", "pairs")
+
+    def __init__(self) -> None:
+        self.pairs: list[str] = []
+        self.ends: list[float | str] = []
+
+    def add(self, proposal_id: str, entry_id: str, end: float) -> None:
+        self.pairs += (proposal_id, entry_id)
+        self.ends += (end, proposal_id)
+
+    def extend(self, other: SeenIds) -> None:
+        self.pairs += other.pairs
+        self.ends += other.ends
+
+    def __len__(self) -> int:
+        return len(self.pairs) // 2
+
 OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
 TALLY_FIELDS = ("wins", "losses", "pnl", "updated")
 # Add closed positions' outcomes to the agents' tallies, each decision once. KEYS: tally,
@@ -262,7 +285,7 @@ class Store:
         """Add agents that are not known yet; a known agent keeps its record (and weight)."""
         async with self.r.pipeline(transaction=False) as pipe:
             for rec in records:
-                pipe.hsetnx(self.keys.registry, rec.name, json.dumps(rec.to_dict()))
+                pipe.hsetnx(self.keys.registry, rec.name, codec.agent_to_json(rec))
             await pipe.execute()
 
     # -- the engine's writes ----------------------------------------------------------------
@@ -280,7 +303,7 @@ class Store:
         # One command per hash (not per field): at full load a save carries hundreds of
         # decisions, and each command costs a round of packing and parsing.
         agents = [w for name in names if (rec := col.records.get(name)) is not None
-                  for w in (name, json.dumps(rec.to_dict()))]
+                  for w in (name, codec.agent_to_json(rec))]
         commands += chunked("HSET", k.agents, agents)
         ids = col.ledger if everything else dirty.decisions
         entries = [col.ledger[did] for did in ids if did in col.ledger]
@@ -320,14 +343,14 @@ class Store:
                                 [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
         return commands
 
-    def _seen_commands(self, seen: list[SeenId], trim_before: float | None) -> list[Command]:
+    def _seen_commands(self, seen: SeenIds | None, trim_before: float | None
+                       ) -> list[Command]:
+        """The expiry index of the seen ids (their hash is written by the fenced write's
+        script, from the pairs it checks) and the trim."""
         k = self.keys
         commands: list[Command] = []
         if seen:
-            commands += chunked("HSET", k.seen_proposals,
-                                [w for pid, eid, _ in seen for w in (pid, eid)])
-            commands += chunked("ZADD", k.seen_expiry,
-                                [w for pid, _, exp in seen for w in (repr(exp), pid)])
+            commands += chunked("ZADD", k.seen_expiry, seen.ends)
         if trim_before is not None:
             commands.append(("RAWE.TRIM", k.seen_proposals, k.seen_expiry,
                              repr(trim_before), str(TRIM_PER_SAVE)))
@@ -335,12 +358,12 @@ class Store:
 
     async def save(self, col: Collective, fence: Token | None = None,
                    acks: tuple[str, str, list[str]] | None = None, *,
-                   seen: list[SeenId] = (),  # type: ignore[assignment]
+                   seen: SeenIds | None = None,
                    dead: list[dict[str, str]] = (),  # type: ignore[assignment]
                    trim_before: float | None = None,
                    lazy_votes: bool = False, verify: bool = False) -> None:
         """Write what changed in `col` (its `dirty` sets), record the proposal ids `seen`
-        (id, entry id, end of window), write the dead letters `dead` and ack `acks`
+        (SeenIds), write the dead letters `dead` and ack `acks`
         (stream, group, entry ids), atomically and in one round trip, then clear the dirty
         sets.
 
@@ -354,12 +377,13 @@ class Store:
         dirty = col.dirty
         commands = self._state_commands(col, lazy_votes=lazy_votes)
         commands += self._seen_commands(seen, trim_before)
-        commands += [xadd_command(self.keys.dead_letter, d) for d in dead]
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
         await fenced_write(self.r, self.keys, fence, commands,
-                           seen=[(pid, eid) for pid, eid, _ in seen], verify=verify)
+                           seen=seen.pairs if seen else (),
+                           raw=[xadd_command(self.keys.dead_letter, d) for d in dead],
+                           verify=verify)
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         dirty.clear()
         dirty.votes.update(votes)
@@ -377,7 +401,11 @@ class Store:
         only while the state marker is absent; then set the marker and take the lease if it
         is free. See `bus.write_if_empty` for the outcomes."""
         commands = self._state_commands(col, everything=True)
-        commands += self._seen_commands([(pid, "-", exp) for pid, exp in seen.items()], None)
+        ids = SeenIds()
+        for pid, exp in seen.items():
+            ids.add(pid, "-", exp)
+        commands += [*chunked("HSET", self.keys.seen_proposals, ids.pairs),
+                     *self._seen_commands(ids, None)]
         outcome = await write_if_empty(self.r, self.keys, marker, owner, ttl_ms, epoch,
                                        commands)
         if outcome[0] != "taken":

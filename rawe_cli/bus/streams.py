@@ -77,6 +77,9 @@ async def connect(url: str | None, *, check: bool = True, retries: int = 3) -> A
             retry_on_error=[ConnectionError, TimeoutError],
             health_check_interval=10,
         )
+        if not cluster:  # a cluster client keeps one pool per node, made as it finds them
+            pool = client.connection_pool
+            pool.connection_class = _hiredis_packing(pool.connection_class)
     except (ValueError, TypeError) as exc:
         raise BusUnavailable(f"bad Redis URL {_safe_url(url)!r}: {exc}") from None
     if check:
@@ -95,6 +98,35 @@ async def connect(url: str | None, *, check: bool = True, retries: int = 3) -> A
 def is_cluster_url(url: str | None) -> bool:
     """`redis+cluster://...` or `rediss+cluster://...`: a Redis Cluster."""
     return bool(url) and url.split("://", 1)[0].endswith("+cluster")  # type: ignore[union-attr]
+
+
+_PACKING: dict[type, type] = {}
+
+
+def _hiredis_packing(base: type) -> type:
+    """`base` (redis-py's asyncio connection class for the URL's scheme) with commands packed
+    by hiredis, in C. redis-py's synchronous client does this already; its asyncio client
+    packs every argument in Python, which cost the engine ~20% of its time on the fenced
+    write (thousands of arguments per batch). Text that is not UTF-8 (kept as U+DC80..U+DCFF
+    by `surrogateescape`, e.g. a dead letter's original bytes) goes through redis-py's own
+    packer, which turns it back into the original bytes."""
+    cls = _PACKING.get(base)
+    if cls is None:
+        import hiredis
+
+        class Packed(base):  # type: ignore[misc, valid-type]
+            def pack_command(self, *args: Any) -> list[bytes]:
+                if isinstance(args[0], str) and " " in args[0]:
+                    return super().pack_command(*args)  # 'CONFIG GET': redis-py splits it
+                try:
+                    return [hiredis.pack_command(args)]
+                except (UnicodeEncodeError, TypeError):
+                    # surrogates; or a type hiredis does not pack (redis-py says which)
+                    return super().pack_command(*args)
+
+        Packed.__name__ = Packed.__qualname__ = f"Hiredis{base.__name__}"
+        cls = _PACKING[base] = Packed
+    return cls
 
 
 def refusal(url: str, exc: BaseException) -> str:
@@ -161,13 +193,17 @@ class Token(NamedTuple):
 
 # Apply a list of commands atomically, after checking the fencing token. KEYS: fence,
 # fence epoch, state marker, seen hash. ARGV[1] = the token's counter ('' = no check),
-# ARGV[2] = its epoch, ARGV[3] = s, then s pairs (proposal id, entry id) the write records
-# as counted, then the commands: a count n and the n words of one command, and so on.
-# Every check comes before the first write (a Lua error does not undo earlier writes):
-# a token that is not the current one is FENCED, or EMPTY when Redis lost the collective's
-# state (the marker is gone); a proposal id already counted from another entry is DUPLICATE.
-# XACK runs through pcall (a consumer group re-created under us must not abort the rest);
-# RAWE.TRIM hash zset cutoff limit drops ids whose window ended before cutoff.
+# ARGV[2] = its epoch, ARGV[3] = the body, JSON: [seen, commands], `seen` the flat pairs
+# (proposal id, entry id, ...) the write records as counted (written into the seen hash
+# once checked), `commands` lists of words. One JSON text instead of thousands of arguments:
+# msgspec writes it in C at ~20 ns a word, where packing each word as an argument costs
+# ~200 ns (hiredis) to ~1 us (redis-py). Then commands whose words may not be UTF-8 (dead
+# letters keep the original bytes) as arguments: a count n and the n words of one command,
+# and so on. Every check comes before the first write (a Lua error does not undo earlier
+# writes): a token that is not the current one is FENCED, or EMPTY when Redis lost the
+# collective's state (the marker is gone); a proposal id already counted from another entry
+# is DUPLICATE. XACK runs through pcall (a consumer group re-created under us must not abort
+# the rest); RAWE.TRIM hash zset cutoff limit drops ids whose window ended before cutoff.
 _APPLY = """
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -197,15 +233,37 @@ if ARGV[1] ~= '' then
     return redis.error_reply('FENCED token is ' .. tostring(current))
   end
 end
-local s = tonumber(ARGV[3])
-local i = 4
-for _ = 1, s do
-  local known = redis.call('HGET', KEYS[4], ARGV[i])
-  if known and known ~= ARGV[i + 1] then
-    return redis.error_reply('DUPLICATE ' .. ARGV[i] .. ' was counted from ' .. known)
+local body = cjson.decode(ARGV[3])
+local seen, cmds = body[1], body[2]
+for k = 1, #seen, 2 do
+  local known = redis.call('HGET', KEYS[4], seen[k])
+  if known and known ~= seen[k + 1] then
+    return redis.error_reply('DUPLICATE ' .. seen[k] .. ' was counted from ' .. known)
   end
-  i = i + 2
 end
+for j = 1, #seen, 400 do
+  redis.call('HSET', KEYS[4], unpack(seen, j, math.min(j + 399, #seen)))
+end
+for _, cmd in ipairs(cmds) do
+  local verb = cmd[1]
+  if verb == 'XACK' then
+    redis.pcall(unpack(cmd))
+  elseif verb == 'RAWE.TRIM' then
+    local ids = redis.call('ZRANGEBYSCORE', cmd[3], '-inf', cmd[4], 'LIMIT', 0, cmd[5])
+    if #ids > 0 then
+      redis.call('HDEL', cmd[2], unpack(ids))
+      redis.call('ZREM', cmd[3], unpack(ids))
+    end
+  else
+    if verb == 'ZADD' then  -- scores sent as JSON numbers: exact text for Redis
+      for k = 3, #cmd, 2 do
+        if type(cmd[k]) == 'number' then cmd[k] = string.format('%.17g', cmd[k]) end
+      end
+    end
+    redis.call(unpack(cmd))
+  end
+end
+local i = 4
 """ + _APPLY + "return 1\n"
 # Write a whole state into a Redis that lost it, only while the state marker is absent, then
 # set the marker and take the lease if it is free. KEYS: marker, lease, fence, fence epoch.
@@ -227,10 +285,10 @@ return {'held', redis.call('GET', KEYS[2]) or ''}
 """
 _CHUNK = 200  # fields (or ids) per command, to stay far below Lua's unpack limit
 
-Command = tuple[str, ...]
+Command = tuple[str | float, ...]  # words; a ZADD score may be a float
 
 
-def chunked(name: str, key: str, words: list[str], per: int = _CHUNK) -> list[Command]:
+def chunked(name: str, key: str, words: list[Any], per: int = _CHUNK) -> list[Command]:
     """`name key w1 w2 ...` split into commands of at most `per` pairs/ids."""
     step = per * (2 if name in ("HSET", "ZADD") else 1)
     return [(name, key, *words[i:i + step]) for i in range(0, len(words), step)]
@@ -244,25 +302,39 @@ def is_nogroup(exc: BaseException) -> bool:
             or "requires the key to exist" in text)  # fakeredis's wording
 
 
+_BODY = None
+
+
+def _body(seen: list[str], commands: list[Command]) -> bytes:
+    global _BODY
+    if _BODY is None:
+        import msgspec
+
+        _BODY = msgspec.json.Encoder()
+    return _BODY.encode((seen, commands))
+
+
 async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: list[Command],
-                       *, seen: list[tuple[str, str]] = (),  # type: ignore[assignment]
+                       *, seen: list[str] = (),  # type: ignore[assignment]
+                       raw: list[Command] = (),  # type: ignore[assignment]
                        verify: bool = False) -> None:
     """Run `commands` atomically in one round trip, only if the fence still holds `token`
-    and no proposal id in `seen` (id, entry id) was counted from another entry.
+    and no proposal id in `seen` (flat: id, entry id, id, ...) was counted from another
+    entry; the pairs are then recorded in the seen hash. `commands` travel as one JSON text
+    (their words: text and numbers); `raw` commands as arguments, for words that may not be
+    UTF-8 (dead letters).
 
     Raises Fenced when another engine has taken over since, RedisLost when Redis lost the
     collective's state, StateDiverged on a proposal counted twice. With `verify`, the token
     is checked even when there is nothing to write.
     """
-    if not commands and not seen and not (verify and token is not None):
+    if not commands and not seen and not raw and not (verify and token is not None):
         return
     import redis.exceptions as rex
 
-    args: list[str] = ["", ""] if token is None else [str(token.counter), token.epoch]
-    args.append(str(len(seen)))
-    for pid, eid in seen:
-        args += (pid, eid)
-    for cmd in commands:
+    args: list[Any] = ["", ""] if token is None else [str(token.counter), token.epoch]
+    args.append(_body(seen, commands))
+    for cmd in raw:
         args.append(str(len(cmd)))
         args.extend(cmd)
     script = getattr(client, "_rawe_fenced_write", None)

@@ -157,9 +157,10 @@ def quick_world(settings: Settings, ticks: int | None, speed: float) -> Syntheti
 
 
 def proposal_fields(p: Proposal) -> dict[str, Any]:
-    import dataclasses
+    import msgspec
 
-    doc = dataclasses.asdict(p)
+    doc = msgspec.structs.asdict(p)
+    del doc["schema"]  # the wire's `v`, not a field of the proposal
     doc["direction"] = p.direction.value
     return doc
 

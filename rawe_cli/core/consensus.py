@@ -160,6 +160,8 @@ class ConsensusEngine:
         # The vote the last accepted proposal replaced (the same agent's older proposal on
         # the same asset), so a bus consumer can ack it; None when it replaced nothing.
         self.replaced: Proposal | None = None
+        # The end of the window of the last proposal counted (the float the seen table holds).
+        self.last_expiry = 0.0
         self._holdings: dict[str, Direction] = {}
         # Proposal id -> event time it was seen, in insertion order, so a redelivered
         # proposal never counts twice; an id is kept (with its expiry) until its window and
@@ -336,7 +338,7 @@ class ConsensusEngine:
         if expiry <= now:
             self._expired += 1
             return _EXPIRED_NONE
-        seen[pid] = expiry
+        seen[pid] = self.last_expiry = expiry
         self._accepted += 1
         if len(seen) & 1023 == 0:
             self._forget_seen(now)
@@ -457,6 +459,10 @@ class ConsensusEngine:
         """Forget an id, so that the same stream entry, redelivered because its vote was
         still live when the previous engine stopped, counts again."""
         self._seen.pop(proposal_id, None)
+
+    def expiry(self, proposal_id: str) -> float | None:
+        """The end of a counted id's window (None once it is forgotten, or never counted)."""
+        return self._seen.get(proposal_id)
 
     def seen(self) -> dict[str, float]:
         """Every remembered id with the end of its window (a copy)."""

@@ -67,6 +67,9 @@ class Cell:
         return math.sqrt(max(0.0, self.squares / self.n - mean * mean))
 
 
+_NO_OUTCOMES = Cell()  # read only: the cell of a key without outcomes yet
+
+
 @dataclass(slots=True)
 class _Candidate:
     cells: tuple[tuple[str, str, str], ...]
@@ -127,7 +130,7 @@ class MetaGate:
         cell = Cell()
         sd = 0.0
         for key in self._keys(decision, regime, total_weight):
-            cell = self.cells.get(key) or Cell()
+            cell = self.cells.get(key) or _NO_OUTCOMES
             mean = cell.shrunk(mean, self.prior)
             if cell.n >= 2:
                 sd = cell.sd()  # the deepest cell that has a spread of its own
