@@ -430,27 +430,33 @@ class Collective:
 
     def prune(self, now: float, keep_seconds: float, keep_final: int = 200) -> int:
         """Bounded memory: forget final decisions (closed, skipped, ...) older than
-        `keep_seconds`, beyond the newest `keep_final`, once saved; the ledger in Redis
+        `keep_seconds`, beyond the newest `keep_final` or so, once saved; the ledger in Redis
         keeps them. Open and pending decisions always stay. Returns how many were dropped.
-        Closed trades kept for reports: the newest `keep_final`."""
+        Closed trades kept for reports: the newest `keep_final`.
+
+        Runs every half second in `rawe consensus`, so it must not cost in proportion to the
+        ledger: the ledger is in decision order (event time), so the old entries are at its
+        front, and the scan stops at the first one that is recent. (A full sort of the final
+        entries cost 10-20 ms at 20,000 decisions, the p99 latency at 1,000 proposals/s.)"""
         if len(self.closed) > keep_final:
             del self.closed[:len(self.closed) - keep_final]
-        final = [e for e in self.ledger.values() if e.status in FINAL]
-        if len(final) <= keep_final:
+        live = len(self.pending) + len(self.portfolio.positions)  # not final: at most these
+        room = len(self.ledger) - keep_final - live
+        if room <= 0:
             return 0
-        final.sort(key=lambda e: (e.closed_at or e.decision.timestamp, e.decision.id))
         cutoff = now - keep_seconds
-        dropped = 0
-        for e in final[:len(final) - keep_final]:
-            did = e.decision.id
-            if (e.closed_at or e.decision.timestamp) >= cutoff:
+        in_flight = {p.order.decision_id for p in self.pending.values()}
+        drop: list[str] = []
+        for did, e in self.ledger.items():
+            if len(drop) >= room or e.decision.timestamp >= cutoff:
                 break
-            if did in self.dirty.decisions or any(
-                    p.order.decision_id == did for p in self.pending.values()):
+            if (e.status not in FINAL or (e.closed_at or e.decision.timestamp) >= cutoff
+                    or did in self.dirty.decisions or did in in_flight):
                 continue
+            drop.append(did)
+        for did in drop:
             del self.ledger[did]
-            dropped += 1
-        return dropped
+        return len(drop)
 
     # -- fills ----------------------------------------------------------------------------
 
