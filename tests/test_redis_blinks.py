@@ -131,7 +131,10 @@ def open_a_position(srv: RedisServer, asset: str) -> dict:
     wait_until(lambda: client(srv).hexists(f"{NS}:marks", asset), timeout=60, every=0.05)
     ids = vote(srv, asset)
     d = wait_until(lambda: decided(srv, ids), timeout=60)
-    wait_until(lambda: (decided(srv, ids) or {}).get("status") == "open", timeout=60)
+    try:
+        wait_until(lambda: (decided(srv, ids) or {}).get("status") == "open", timeout=60)
+    except AssertionError:
+        raise AssertionError(f"not open: {decided(srv, ids)}") from None
     return d
 
 
