@@ -150,13 +150,15 @@ def test_a_short_outage_does_not_kill_the_engine(tmp_path, server, outage):
         cons.wait_for("active:")
         agents.wait_for("registered 3 agents")
         names = set(client(server).hkeys(f"{NS}:agents")) - set(HANDS)
-        before = open_a_position(server, "AAPL")
+        # assets the agents' synthetic world does not trade: its bars would move the mark
+        # and could close the position (take-profit) before the test sees it open
+        before = open_a_position(server, "ZOPN")
         server.stop()
         time.sleep(outage)  # the fault itself: Redis is away this long
         server.start()
         # decisions resume once Redis is back (in about a second on an idle machine; the
         # limit is generous so that a busy machine does not fail it)
-        ids = vote(server, "MSFT")
+        ids = vote(server, "ZVOT")
         wait_until(lambda: decided(server, ids), timeout=45, every=0.1)
         assert cons.p.poll() is None, cons.text()
         assert "Traceback" not in cons.text()
