@@ -1,8 +1,8 @@
 """`rawe run --broker alpaca --feed alpaca`: both of Alpaca's sides by stream, end to end.
 
 Bars and news come from the data-stream fake (tests/fake_alpaca_data_ws.py), orders go to the
-trading fake (tests/fake_alpaca.py), whose orders fill by themselves and are reported on its
-trade-update stream. Checked: each filled order is read by REST at most twice, and every fill
+trading fake (tests/fake_alpaca.py), which reports every order's changes on its trade-update
+stream. Checked: each filled order is read by REST at most twice, and every fill
 the fake made is in the ledger.
 """
 
@@ -36,7 +36,9 @@ except ImportError:  # run from the repository root
 def fakes() -> Iterator[tuple[FakeAlpaca, FakeDataStreams]]:
     with FakeAlpaca() as rest, FakeDataStreams(rest) as ws:
         rest.bar_history = {}  # the bars endpoints serve only what the test adds
-        rest.fill_every = 0.05  # orders fill by themselves, as at Alpaca
+        # Orders fill as they are made (the fake's default). Fills that arrive only later,
+        # by stream, are tests/test_alpaca_stream.py's; here a fill made after the run's
+        # last read would be missing from the ledger for a reason that is not a bug.
         yield rest, ws
 
 
