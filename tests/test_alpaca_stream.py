@@ -352,12 +352,16 @@ def test_a_paced_run_reads_each_filled_order_at_most_twice_and_books_every_fill(
     settings = Settings(scheme="majority")  # no meta gate: more trades
     feed = SyntheticFeed(world_params(settings), 1200, 2000.0)  # 2.5 ms a tick
 
+    back: list[float] = []  # when the stream was listening again after the drop
+
     async def follow() -> AsyncIterator[Tick]:
         async for tick in feed.ticks():
             for bar in tick.bars:
                 fake.prices[bar.symbol] = bar.close
             if tick.index == 600:
                 fake.stream_drop(1011)  # the client reconnects by itself
+            if tick.index > 600 and not back and fake.stream_connections >= 2:
+                back.append(time.monotonic())
             yield tick
         with fake.lock:  # the market closes with the feed: what filled is final
             fake.fill_every = None
@@ -378,7 +382,18 @@ def test_a_paced_run_reads_each_filled_order_at_most_twice_and_books_every_fill(
     filled = [o for o in orders if float(o["filled_qty"]) > 0]
     assert len(filled) >= 4, "the run should trade"
     reads = {o["client_order_id"]: fake.order_reads(o["client_order_id"]) for o in filled}
-    assert max(reads.values()) <= 2, reads
+    # The normal case, an order sent while the stream is up: at most 2 REST reads. An order
+    # still open when the stream dropped is also read at the drop, at each back-off poll
+    # while it is down (0.5 s, then doubling) and at the catch-up: on a busy machine that is
+    # 3 or 4.
+    assert back, "the stream should have come back"
+    with fake.lock:
+        log = list(zip(fake.log, fake.log_times, strict=True))
+    sent = {e[2].get("client_order_id"): t for e, t in log
+            if e[0] == "POST" and e[1] == "/v2/orders"}
+    normal = {c: n for c, n in reads.items() if sent.get(c, 0.0) > back[0]}
+    assert normal and max(normal.values()) <= 2, normal
+    assert max(reads.values()) <= 5, reads
     for o in orders:  # every fill the fake made is in the ledger
         coid = o["client_order_id"]
         if coid in decisions and decisions[coid]["status"] != "flattened":
