@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,16 @@ from typing import Any
 import fakeredis
 import pytest
 
-from rawe_cli.cli.app import main
 from rawe_cli.config import load_personalities, pick_agents
 from rawe_cli.feeds.base import Tick
 from rawe_cli.feeds.synthetic import SyntheticFeed
 
 try:
     from fake_alpaca import FakeAlpaca, closed_port_url
+    from inproc import rawe
 except ImportError:  # tests/ as a package
     from tests.fake_alpaca import FakeAlpaca, closed_port_url
+    from tests.inproc import rawe
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,17 +36,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpaca]:
         yield server
 
 
-def rawe(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-         ) -> tuple[int, str, str]:
-    """Run the real entry point (one-line errors included); returns code, stdout, stderr."""
-    monkeypatch.setattr(sys, "argv", ["rawe", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_sends_the_collectives_orders_to_alpaca(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from rawe_cli.timeframe import parse_timeframe
 try:
     from fake_alpaca import FakeAlpaca
     from fake_alpaca_data_ws import CRYPTO, NEWS, STOCKS, FakeDataStreams, bar_msg, news_msg
+    from inproc import rawe
 except ImportError:  # tests/ as a package
     from tests.fake_alpaca import FakeAlpaca
     from tests.fake_alpaca_data_ws import (
@@ -35,6 +35,7 @@ except ImportError:  # tests/ as a package
         bar_msg,
         news_msg,
     )
+    from tests.inproc import rawe
 
 pytestmark = pytest.mark.timeout(90)
 WAIT = 60.0
@@ -305,18 +306,6 @@ def test_keys_the_stream_refuses_are_one_error(fakes: tuple[FakeAlpaca, FakeData
 # -- `rawe run --feed alpaca` in-process ----------------------------------------------------
 
 
-def rawe(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-         ) -> tuple[int, str, str]:
-    from rawe_cli.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["rawe", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_rawe_run_on_the_streams_decides(fakes: tuple[FakeAlpaca, FakeDataStreams],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 try:
     from fake_alpaca import FakeAlpaca
     from fake_alpaca_data_ws import CRYPTO, NEWS, STOCKS, FakeDataStreams, bar_msg, news_msg
+    from inproc import rawe
 except ImportError:  # run from the repository root
     from tests.fake_alpaca import FakeAlpaca
     from tests.fake_alpaca_data_ws import (
@@ -30,6 +30,7 @@ except ImportError:  # run from the repository root
         bar_msg,
         news_msg,
     )
+    from tests.inproc import rawe
 
 
 @pytest.fixture
@@ -42,18 +43,6 @@ def fakes() -> Iterator[tuple[FakeAlpaca, FakeDataStreams]]:
         yield rest, ws
 
 
-def rawe(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-         ) -> tuple[int, str, str]:
-    from rawe_cli.cli.app import main
-
-    monkeypatch.setattr(sys, "argv", ["rawe", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_run_with_alpacas_streams_on_both_sides(fakes: tuple[FakeAlpaca, FakeDataStreams],

@@ -4,20 +4,20 @@ answers), then `rawe backtest` and `rawe tune` on the result; resume; one-line e
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from rawe_cli.cli.app import main
 from rawe_cli.feeds import replay
 
 try:
     from fake_alpaca import FakeAlpaca
+    from inproc import rawe
 except ImportError:  # tests/ as a package
     from tests.fake_alpaca import FakeAlpaca
+    from tests.inproc import rawe
 
 pytestmark = pytest.mark.timeout(120)
 STOCKS, CRYPTO, NEWS = "/v2/stocks/bars", "/v1beta3/crypto/us/bars", "/v1beta1/news"
@@ -45,16 +45,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAlpaca]:
         yield server
 
 
-def rawe(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str
-         ) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rawe", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def download(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, out: Path,
