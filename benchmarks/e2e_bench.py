@@ -67,7 +67,7 @@ from rawe_cli.models import Direction, Proposal
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP_SIZE = 3  # agents agreeing per decision (threshold 3, weight 1 each)
-READ_COUNT = 500  # the engine's XREADGROUP COUNT (ProposalConsumer.poll)
+READ_COUNT = 2000  # the engine's XREADGROUP COUNT (ProposalConsumer.poll)
 
 
 # -- publishers --------------------------------------------------------------------------------

@@ -142,6 +142,15 @@ class Dirty:
     portfolio: bool = False
     marks: bool = False
 
+    def merge(self, other: Dirty) -> None:
+        """Add what `other` lists (a write that did not happen)."""
+        self.agents |= other.agents
+        self.votes |= other.votes
+        self.decisions |= other.decisions
+        self.positions |= other.positions
+        self.portfolio = self.portfolio or other.portfolio
+        self.marks = self.marks or other.marks
+
     def clear(self) -> None:
         self.agents.clear()
         self.votes.clear()
@@ -401,10 +410,14 @@ class Collective:
             return []
         return self._apply(self.broker.submit(order), now)
 
-    def send_orders(self, now: float) -> list[ClosedTrade]:
-        """Write-ahead: send the orders decided since the last call. Call it only after the
-        state that records them was saved."""
-        out, self.outbox = self.outbox, {}
+    def send_orders(self, now: float, only: list[str] | None = None) -> list[ClosedTrade]:
+        """Write-ahead: send the orders decided since the last call (`only`: those of these
+        client order ids; the others stay in the outbox). Call it only after the state that
+        records them was saved."""
+        if only is None:
+            out, self.outbox = self.outbox, {}
+        else:
+            out = {coid: self.outbox.pop(coid) for coid in only if coid in self.outbox}
         closed: list[ClosedTrade] = []
         for coid, order in out.items():
             if coid in self.pending:

@@ -26,6 +26,8 @@ a second write. An engine that lost its lease fails the first write and sends no
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -34,7 +36,7 @@ from typing import Any
 
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import CONSENSUS_GROUP
-from rawe_cli.bus.store import SeenIds, Store
+from rawe_cli.bus.store import SeenIds, Store, Write
 from rawe_cli.bus.streams import Bus, Entry, Token, dead_letter_fields
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
@@ -94,11 +96,16 @@ class ProposalConsumer:
         self.dead: list[dict[str, str]] = []  # dead letters for the next write
         self._unsaved_acks: list[str] = []  # of a write that did not reach Redis
         self._unsaved_seen = SeenIds()
+        self._unreported: list[Decision] = []  # decided in a write that did not reach Redis
         self._trimmed = -math.inf  # event time of the last trim of the seen ids
         self.stats = ConsumerStats()
         # Proposal id -> entry id while the vote lives, in the order the votes came (their
         # ends are the engine's: `engine.expiry(id)`).
         self._live: dict[str, str] = {}
+        # Pipelined (`poll_ahead`): the next batch's read, asked before this one is applied,
+        # and the last batch's write, still on its way while the next batch is applied.
+        self._next_read: asyncio.Task[tuple[list[Entry], float]] | None = None
+        self._inflight: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.bus.ensure_group(self.stream, self.group)
@@ -125,6 +132,59 @@ class ProposalConsumer:
                                       block_ms=block_ms)
         await self.apply(entries, now() if callable(now) else now)
         return len(entries)
+
+    async def poll_ahead(self, now: Callable[[], float], *, block_ms: int | None = None,
+                         count: int = 500) -> int:
+        """`poll`, pipelined for a loaded stream: the next batch is asked for before this one
+        is applied (Redis answers while the engine works), and this batch's write is sent
+        without waiting for it: Redis runs it while the engine applies the next batch, and
+        its orders, fills and decision lines follow when it has been saved. At most one
+        write is on its way, and every write (or `settle`) waits for the one before.
+
+        The order of effects is `poll`'s: a batch's orders go out only after the write that
+        records them; a write that fails leaves its acks, seen ids, dead letters and dirty
+        state for the next one, and raises (at the next batch, `commit` or `settle`)."""
+        task = self._next_read
+        self._next_read = None
+        if task is None:
+            task = asyncio.ensure_future(self._read(count, block_ms, now))
+        entries, arrived = await task
+        if entries:  # under load: ask for the next batch now
+            self._next_read = asyncio.ensure_future(self._read(count, block_ms, now))
+        await self.apply(entries, arrived, behind=True)
+        return len(entries)
+
+    async def _read(self, count: int, block_ms: int | None, now: Callable[[], float]
+                    ) -> tuple[list[Entry], float]:
+        entries = await self.bus.read(self.stream, self.group, self.consumer, count=count,
+                                      block_ms=block_ms)
+        return entries, now()  # a batch is stamped when it arrives
+
+    async def settle(self) -> None:
+        """Wait for the write on its way (raises what it raised)."""
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def abandon(self) -> None:
+        """Stop the pipeline without applying anything more (standing by, stopping): a
+        batch read ahead stays pending on the stream (this engine's reclaim, or another
+        engine's claim, takes it); the write on its way is waited for, errors ignored."""
+        read, self._next_read = self._next_read, None
+        if read is not None:
+            read.cancel()
+            with contextlib.suppress(BaseException):
+                await read
+        with contextlib.suppress(BaseException):
+            await self.settle()
+
+    async def finish_reads(self, now: float) -> None:
+        """Apply the batch read ahead, if any, and wait for the writes (a clean stop)."""
+        read, self._next_read = self._next_read, None
+        if read is not None:
+            entries, _ = await read
+            await self.apply(entries, now)
+        await self.settle()
 
     async def drain(self, now: float) -> int:
         """Read until the stream has nothing new (no blocking)."""
@@ -181,15 +241,17 @@ class ProposalConsumer:
         key = reason.split(":")[0]
         self.stats.reasons[key] = self.stats.reasons.get(key, 0) + 1
 
-    async def apply(self, entries: list[Entry], now: float, *, redelivered: bool = False
-                    ) -> None:
+    async def apply(self, entries: list[Entry], now: float, *, redelivered: bool = False,
+                    behind: bool = False) -> None:
         """Apply a batch of entries in their order, then save it in one fenced write with the
         acks of what no longer needs to stay pending.
 
         Per entry the common path is: decode (one msgspec call: the Proposal Struct is the
         vote itself), count it (`engine.submit`), note its id and entry in flat lists. A
         proposal that refreshes a vote (the agent's newer proposal on the asset) allocates
-        nothing else: no status object, no record of its own for the write or the acks."""
+        nothing else: no status object, no record of its own for the write or the acks.
+
+        `behind` (see `poll_ahead`): send the write and return without waiting for it."""
         if redelivered and entries:
             await self._live_again(entries)
         to_ack: list[str] = []
@@ -259,16 +321,39 @@ class ProposalConsumer:
         # The state, the seen ids, the dead letters and the acks of what it records go in
         # one atomic, fenced write. A batch that was read is always checked against the
         # fence: an engine deposed while it had nothing to write must learn it now.
-        await self.commit(now, to_ack, seen, verify=bool(entries))
-        stats.decisions += len(decisions)
+        if not behind:
+            await self.commit(now, to_ack, seen, verify=bool(entries))
+            self._report(decisions)
+            return
+        try:
+            await self.settle()
+        except BaseException:
+            self._keep(to_ack, seen)
+            self._unreported += decisions
+            raise
+        write = self._prepare(now, to_ack, seen, verify=bool(entries))
+        self._inflight = asyncio.ensure_future(self._finish(write, now, decisions))
+
+    def _report(self, decisions: list[Decision]) -> None:
+        """Decisions whose write has been saved: counted, and told (`on_decision`)."""
+        if self._unreported:
+            decisions, self._unreported = [*self._unreported, *decisions], []
+        self.stats.decisions += len(decisions)
         if self.on_decision is not None:
             for d in decisions:
                 self.on_decision(d)
 
-    async def commit(self, now: float, acks: list[str] = (),  # type: ignore[assignment]
-                     seen: SeenIds | None = None, *, verify: bool = False) -> None:
-        """Save (fenced) with the acks, seen ids and dead letters; then send the orders the
-        saved state records (write-ahead) and save their fills."""
+    def _keep(self, acks: list[str], seen: SeenIds | None) -> None:
+        """Acks and seen ids of a write that was not sent: for the next one."""
+        self._unsaved_acks += acks
+        if seen:
+            self._unsaved_seen.extend(seen)
+
+    def _prepare(self, now: float, acks: list[str], seen: SeenIds | None, *,
+                 verify: bool) -> tuple[Write, list[str], SeenIds, list[dict[str, str]],
+                                        list[str]]:
+        """The fenced write of everything not saved yet, with the acks, seen ids and dead
+        letters, and the orders it records (write-ahead: sent once it is saved)."""
         dead, self.dead = self.dead, []
         trim = None
         if now - self._trimmed >= 1.0 and (acks or seen or verify):  # at most once a second
@@ -277,22 +362,54 @@ class ProposalConsumer:
         if self._unsaved_seen:
             self._unsaved_seen.extend(seen or SeenIds())
             seen = self._unsaved_seen
+        seen = seen or SeenIds()
+        self._unsaved_acks, self._unsaved_seen = [], SeenIds()
+        write = self.store.prepare(self.col, self.fence, (self.stream, self.group, acks),
+                                   seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
+                                   verify=verify)
+        return write, acks, seen, dead, list(self.col.outbox)
+
+    async def _send(self, prepared: tuple[Write, list[str], SeenIds, list[dict[str, str]],
+                                          list[str]], now: float) -> None:
+        write, acks, seen, dead, orders = prepared
         try:
-            await self.store.save(self.col, self.fence, (self.stream, self.group, acks),
-                                  seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
-                                  verify=verify)
+            await self.store.send(write)
         except BaseException:
             # Not written (Redis unreachable): keep them for the write that follows.
             self.dead[:0] = dead
-            self._unsaved_acks, self._unsaved_seen = acks, seen or SeenIds()
+            self._keep(acks, seen)
             raise
-        self._unsaved_acks, self._unsaved_seen = [], SeenIds()
-        await self.send_orders(now)
+        await self.send_orders(now, orders)
 
-    async def send_orders(self, now: float) -> None:
-        """Send what the saved state records as decided and not sent, then save the fills."""
-        if self.col.outbox:
-            self.col.send_orders(now)
+    async def _finish(self, prepared: tuple[Write, list[str], SeenIds, list[dict[str, str]],
+                                            list[str]], now: float,
+                      decisions: list[Decision]) -> None:
+        try:
+            await self._send(prepared, now)
+        except BaseException:
+            self._unreported += decisions
+            raise
+        self._report(decisions)
+
+    async def commit(self, now: float, acks: list[str] = (),  # type: ignore[assignment]
+                     seen: SeenIds | None = None, *, verify: bool = False) -> None:
+        """Save (fenced) with the acks, seen ids and dead letters; then send the orders the
+        saved state records (write-ahead) and save their fills. A write on its way
+        (`poll_ahead`) is waited for first."""
+        try:
+            await self.settle()
+        except BaseException:
+            self._keep(list(acks), seen)
+            raise
+        await self._send(self._prepare(now, list(acks), seen, verify=verify), now)
+        if self._unreported:
+            self._report([])
+
+    async def send_orders(self, now: float, orders: list[str] | None = None) -> None:
+        """Send what the saved state records as decided and not sent (`orders`: those of
+        one write, by client order id; None: all), then save the fills."""
+        if self.col.outbox and (orders is None or orders):
+            self.col.send_orders(now, orders)
             await self.store.save(self.col, self.fence, lazy_votes=True)
 
     def _expired(self, now: float) -> list[str]:

@@ -23,6 +23,7 @@ crash between the two steps leaves the id in the outbox, and the next flush fini
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from rawe_cli.bus import codec
@@ -35,7 +36,7 @@ from rawe_cli.bus.streams import (
     write_if_empty,
     xadd_command,
 )
-from rawe_cli.collective import CLOSED, Collective, LedgerEntry
+from rawe_cli.collective import CLOSED, Collective, Dirty, LedgerEntry
 from rawe_cli.core.weighting import AgentRecord
 from rawe_cli.errors import CodecError, RaweError
 from rawe_cli.models import Position
@@ -102,6 +103,20 @@ end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[2])
 return added
 """
+
+
+@dataclass(slots=True)
+class Write:
+    """A prepared fenced write (`Store.prepare`): its words, and what it takes off the
+    collective's dirty sets."""
+
+    col: Collective
+    fence: Token | None
+    commands: list[Command]
+    seen: list[str]
+    raw: list[Command]
+    verify: bool
+    dirty: Dirty
 
 
 class Store:
@@ -364,8 +379,7 @@ class Store:
                    lazy_votes: bool = False, verify: bool = False) -> None:
         """Write what changed in `col` (its `dirty` sets), record the proposal ids `seen`
         (SeenIds), write the dead letters `dead` and ack `acks`
-        (stream, group, entry ids), atomically and in one round trip, then clear the dirty
-        sets.
+        (stream, group, entry ids), atomically and in one round trip.
 
         With `fence`, nothing is written unless the stored token still equals it (raises
         Fenced, or RedisLost when Redis lost the state); a seen id already counted from
@@ -374,19 +388,42 @@ class Store:
         a vote counter wait for a later save (the hot path saves every batch; counters need
         not). With `trim_before`, seen ids whose window ended before it are dropped.
         """
+        await self.send(self.prepare(col, fence, acks, seen=seen, dead=dead,
+                                     trim_before=trim_before, lazy_votes=lazy_votes,
+                                     verify=verify))
+
+    def prepare(self, col: Collective, fence: Token | None = None,
+                acks: tuple[str, str, list[str]] | None = None, *,
+                seen: SeenIds | None = None,
+                dead: list[dict[str, str]] = (),  # type: ignore[assignment]
+                trim_before: float | None = None,
+                lazy_votes: bool = False, verify: bool = False) -> Write:
+        """`save`'s first half, synchronous: the write of what changed in `col` up to now,
+        whose dirty sets are then cleared (`send` puts them back if the write fails). The
+        collective may change before `send` runs: the write holds its own words."""
         dirty = col.dirty
         commands = self._state_commands(col, lazy_votes=lazy_votes)
         commands += self._seen_commands(seen, trim_before)
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
-        await fenced_write(self.r, self.keys, fence, commands,
-                           seen=seen.pairs if seen else (),
-                           raw=[xadd_command(self.keys.dead_letter, d) for d in dead],
-                           verify=verify)
+        taken = Dirty(dirty.agents, dirty.votes, dirty.decisions, dirty.positions,
+                      dirty.portfolio, dirty.marks)
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
-        dirty.clear()
-        dirty.votes.update(votes)
+        col.dirty = Dirty(votes=votes)
+        taken.votes -= votes
+        return Write(col, fence, commands, seen.pairs if seen else [],
+                     [xadd_command(self.keys.dead_letter, d) for d in dead], verify, taken)
+
+    async def send(self, write: Write) -> None:
+        """`save`'s second half: the prepared write, atomically and fenced. If it does not
+        reach Redis (or is refused), what it held is marked dirty again."""
+        try:
+            await fenced_write(self.r, self.keys, write.fence, write.commands,
+                               seen=write.seen, raw=write.raw, verify=write.verify)
+        except BaseException:
+            write.col.dirty.merge(write.dirty)
+            raise
 
     async def forget_decisions(self, fence: Token | None, ids: list[str]) -> None:
         """Remove archived decisions from the ledger (fenced)."""

@@ -23,17 +23,25 @@ class JsonLines:
         self.also: Callable[[str], None] | None = None
         self.file = G.log_file
         self.level = G.level
+        self.held = False  # see Lines.held
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+        sys.stdout.flush()
 
     def event(self, kind: str, **fields: Any) -> None:
         doc = {"event": kind, "time": round(time.time(), 3), **fields}
         sys.stdout.write(json.dumps(doc, allow_nan=False, default=str) + "\n")
-        sys.stdout.flush()
+        if not self.held:
+            sys.stdout.flush()
 
     def __call__(self, line: str, level: int | None = None) -> None:
         lv = level_of(line) if level is None else level
         if self.file is not None and lv >= G.file_level:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
             self.file.write(f"{stamp}Z {NAMES.get(lv, 'INFO'):<7} {line}\n")
-            self.file.flush()
+            if not self.held:
+                self.file.flush()
         if lv >= self.level:
             self.event("log", level=NAMES.get(lv, "INFO").lower(), message=line)
