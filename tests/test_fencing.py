@@ -87,7 +87,7 @@ def test_a_token_from_before_a_restart_never_passes(server):
         with pytest.raises(Fenced):
             await consumer.poll(time.time())
         k = Keys(ns)
-        for key in (k.decisions, k.positions, k.portfolio, k.seen_proposals):
+        for key in (k.decisions, k.positions, k.portfolio, k.seen_buckets):
             assert not await b_client.exists(key), key
         assert col.broker.sent == []  # written ahead: nothing reached the broker either
         # the votes are left for B, which counts them

@@ -60,7 +60,9 @@ def test_keys_carry_hash_tags_and_unsharded_names_stay() -> None:
     assert legacy.registry == "rawe:agents" and legacy.market == "rawe:market"
     k = Keys("rawe", 4, 2)
     assert k.proposals == "{rawe:2of4}:proposals"
-    for name in ("lease", "fence", "fence_epoch", "marker", "seen_proposals", "decisions",
+    assert k.seen_bucket(7).startswith("{rawe:2of4}:")
+    for name in ("lease", "fence", "fence_epoch", "marker", "seen_proposals", "seen_buckets",
+                 "decisions",
                  "positions", "portfolio", "agents", "dead_letter", "outbox"):
         assert getattr(k, name).startswith("{rawe:2of4}:"), name
     for name in ("registry", "tally", "tally_applied", "market", "shard_count"):

@@ -102,7 +102,8 @@ def test_a_duplicate_id_after_kill9_and_restart_does_not_count_twice(tmp_path, r
         # every entry read; the duplicate acked at once, the two fresh votes live
         wait_until(lambda: read_everything(r, namespace, pending=2), timeout=60)
         assert len(decisions_of(r, namespace)) == 1
-        assert r.hget(f"{namespace}:seen", ann.id)  # recorded in Redis, with its entry id
+        buckets = r.zrange(f"{namespace}:seen:buckets", 0, -1)  # recorded in Redis
+        assert [b for b in buckets if r.hget(b, ann.id)]  # with its entry id
     finally:
         second.stop()
         r.close()
@@ -128,7 +129,8 @@ def test_a_reclaimed_live_vote_is_not_a_duplicate(redis_url, namespace):
         for name in ("Ann", "Bob"):
             await client.xadd(keys.proposals, codec.encode_proposal(proposal(name)))
         await c1.poll(time.time())
-        assert len(await client.hgetall(keys.seen_proposals)) == 2
+        buckets = await client.zrange(keys.seen_buckets, 0, -1)
+        assert sum([len(await client.hgetall(b)) for b in buckets]) == 2
         two = col()  # the first engine died; a new one restores and reclaims
         await Store(client, keys).restore(two)
         assert len(two.engine.seen()) == 2
@@ -138,6 +140,58 @@ def test_a_reclaimed_live_vote_is_not_a_duplicate(redis_url, namespace):
         await c2.poll(time.time())
         assert len(two.ledger) == 1
         assert sorted(next(iter(two.ledger.values())).decision.agents) == list(HANDS)
+        await client.aclose()
+
+    asyncio.run(go())
+
+
+def test_seen_ids_live_in_buckets_that_go_whole_when_their_windows_end(redis_url, namespace):
+    """Seen ids are kept per 10 s of window ends; a save after a bucket's last end drops the
+    whole bucket (and its index entry); ids of the format before the buckets are read at a
+    restore and trimmed the old way; an id counted from another entry is refused."""
+    from rawe_cli.bus.store import SEEN_BUCKET, SeenIds
+    from rawe_cli.errors import StateDiverged
+
+    async def go() -> None:
+        client = await connect(redis_url)
+        keys = Keys(namespace)
+        store = Store(client, keys)
+        col = Collective(Settings(namespace=namespace, threshold=3.0, window=30.0,
+                                  scheme="majority"), {n: AgentRecord(n, n) for n in HANDS},
+                         MajorityScheme(), PaperBroker())
+        t0 = 1_800_000_000.0
+        seen = SeenIds()
+        for i in range(500):  # ends spread over 25 s: three buckets
+            seen.add(f"p{i}", f"1-{i}", t0 + i * 0.05)
+        await client.hset(keys.seen_proposals, mapping={"old1": "0-1", "old2": "0-2"})
+        await client.zadd(keys.seen_expiry, {"old1": t0 - 5, "old2": t0 + 100})
+        await store.save(col, seen=seen)
+        index = await client.zrange(keys.seen_buckets, 0, -1, withscores=True)
+        assert [(k, e) for k, e in index] == [
+            (keys.seen_bucket(b), (b + 1) * SEEN_BUCKET)
+            for b in sorted({int((t0 + i * 0.05) // SEEN_BUCKET) for i in range(500)})]
+        assert sum([await client.hlen(k) for k, _ in index]) == 500
+        loaded = await store.seen()
+        assert len(loaded) == 502 and loaded["p7"][0] == "1-7" and loaded["old2"][0] == "0-2"
+        assert t0 + 7 * 0.05 <= loaded["p7"][1] <= t0 + 7 * 0.05 + SEEN_BUCKET
+        assert await store.seen_entries(["p499", "old1", "nope"]) == {"p499": "1-499",
+                                                                      "old1": "0-1"}
+        # the same id from another entry: refused, and nothing of that write is made
+        again = SeenIds()
+        again.add("p3", "9-9", t0 + 3 * 0.05)
+        again.add("fresh", "9-10", t0 + 3 * 0.05)
+        with pytest.raises(StateDiverged):
+            await store.save(col, seen=again)
+        assert await store.seen_entries(["p3", "fresh"]) == {"p3": "1-3"}
+        # a trim after the first bucket's last end (and old1's): they go, the others stay
+        first_end = index[0][1]
+        await store.save(col, trim_before=first_end)
+        left = await client.zrange(keys.seen_buckets, 0, -1, withscores=True)
+        assert left == index[1:] and not await client.exists(index[0][0])
+        assert await client.hgetall(keys.seen_proposals) == {"old2": "0-2"}
+        await store.save(col, trim_before=t0 + 1000)
+        assert not await client.exists(keys.seen_buckets, keys.seen_proposals,
+                                       *[k for k, _ in index])
         await client.aclose()
 
     asyncio.run(go())

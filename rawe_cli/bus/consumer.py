@@ -36,7 +36,7 @@ from typing import Any
 
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import CONSENSUS_GROUP
-from rawe_cli.bus.store import SeenIds, Store, Write
+from rawe_cli.bus.store import SEEN_BUCKET, SeenIds, Store, Write
 from rawe_cli.bus.streams import Bus, Entry, Token, dead_letter_fields
 from rawe_cli.collective import Collective
 from rawe_cli.core import consensus as cs
@@ -256,7 +256,7 @@ class ProposalConsumer:
             await self._live_again(entries)
         to_ack: list[str] = []
         seen = SeenIds()
-        pairs, ends = seen.pairs, seen.ends
+        bucket, pairs = -1, []  # the seen ids' bucket of the last counted one, its pairs
         decisions: list[Decision] = []
         col = self.col
         engine = col.engine
@@ -288,8 +288,9 @@ class ProposalConsumer:
                 continue
             if status in counted:
                 pid = proposal.id
+                if (b := int(engine.last_expiry // SEEN_BUCKET)) != bucket:
+                    bucket, pairs = b, seen.group(b)
                 pairs += (pid, entry_id)
-                ends += (engine.last_expiry, pid)
                 replaced = engine.replaced  # the agent's older vote on the asset, if any
                 if replaced is not None:
                     eid = live.pop(replaced.id, None)

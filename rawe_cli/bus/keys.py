@@ -131,17 +131,29 @@ class Keys:
         the newest few, never the whole ledger."""
         return self._k("decisions:open")
 
+    def seen_bucket(self, bucket: int) -> str:
+        """Hash: proposal id -> stream entry id it was counted from, for the proposals whose
+        window ends in `bucket` (SEEN_BUCKET seconds of ends each, store.py), so a proposal
+        id never counts twice, across restarts too (a redelivery of the same entry is not a
+        duplicate: it is a live vote being reclaimed). A bucket goes as a whole once its
+        windows have ended (a proposal that old is refused as expired anyway)."""
+        return self._k(f"seen:{bucket}")
+
+    @property
+    def seen_buckets(self) -> str:
+        """Sorted set: the `seen_bucket` keys, scored by the last window end they hold."""
+        return self._k("seen:buckets")
+
     @property
     def seen_proposals(self) -> str:
-        """Hash: proposal id -> stream entry id it was counted from, so a proposal id never
-        counts twice, across restarts too (a redelivery of the same entry is not a
-        duplicate: it is a live vote being reclaimed)."""
+        """Hash: proposal id -> entry id, as written before the buckets (`seen_bucket`):
+        read at a restore and trimmed; nothing new is written to it."""
         return self._k("seen")
 
     @property
     def seen_expiry(self) -> str:
-        """Sorted set: proposal id scored by the end of its window; ids past it are trimmed
-        from `seen_proposals` (a proposal that old is refused as expired anyway)."""
+        """Sorted set: `seen_proposals`' ids scored by the end of their window (read and
+        trimmed, never written any more)."""
         return self._k("seen:expiry")
 
     @property

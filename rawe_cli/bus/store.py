@@ -46,28 +46,41 @@ RESTORE_RECENT = 500  # final decisions a restore loads (with every open one)
 TRIM_PER_SAVE = 1000  # seen ids past their window dropped per save, at most
 
 
-class SeenIds:
-    """Proposal ids a write records as counted, flat, as the write sends them: `pairs` is
-    (proposal id, entry id it was counted from, ...), `ends` (end of its window, proposal
-    id, ...). Flat lists of the objects the engine holds anyway: nothing is allocated per
-    proposal to record it."""
+SEEN_BUCKET = 10.0  # seconds of window ends per hash of seen ids (Keys.seen_bucket)
 
-    __slots__ = ("ends", "pairs")
+
+class SeenIds:
+    """Proposal ids a write records as counted, as the write sends them: per bucket of
+    window ends (`int(end // SEEN_BUCKET)`), the flat pairs (proposal id, entry id it was
+    counted from, ...). A batch's proposals fall into one or two buckets; nothing is
+    allocated per proposal to record it."""
+
+    __slots__ = ("groups",)
 
     def __init__(self) -> None:
-        self.pairs: list[str] = []
-        self.ends: list[float | str] = []
+        self.groups: dict[int, list[str]] = {}
+
+    def group(self, bucket: int) -> list[str]:
+        """The pairs of one bucket, to extend."""
+        got = self.groups.get(bucket)
+        if got is None:
+            got = self.groups[bucket] = []
+        return got
 
     def add(self, proposal_id: str, entry_id: str, end: float) -> None:
-        self.pairs += (proposal_id, entry_id)
-        self.ends += (end, proposal_id)
+        self.group(int(end // SEEN_BUCKET)).extend((proposal_id, entry_id))
 
     def extend(self, other: SeenIds) -> None:
-        self.pairs += other.pairs
-        self.ends += other.ends
+        for bucket, pairs in other.groups.items():
+            self.group(bucket).extend(pairs)
 
     def __len__(self) -> int:
-        return len(self.pairs) // 2
+        return sum(len(p) for p in self.groups.values()) // 2
+
+    def wire(self, keys: Keys) -> list[tuple[str, str, list[str]]]:
+        """(bucket key, last window end it may hold, pairs) per bucket, for the write."""
+        return [(keys.seen_bucket(b), repr((b + 1) * SEEN_BUCKET), pairs)
+                for b, pairs in self.groups.items() if pairs]
 
 OPEN_SENTINEL = "~"  # a member of the open-decisions set that is no decision id
 TALLY_FIELDS = ("wins", "losses", "pnl", "updated")
@@ -113,7 +126,7 @@ class Write:
     col: Collective
     fence: Token | None
     commands: list[Command]
-    seen: list[str]
+    seen: list[tuple[str, str, list[str]]]
     raw: list[Command]
     verify: bool
     dirty: Dirty
@@ -252,17 +265,31 @@ class Store:
         return await self.r.get(self.keys.marker)
 
     async def seen(self) -> dict[str, tuple[str, float]]:
-        """Proposal id -> (entry id it was counted from, end of its window)."""
-        entries = await self.r.hgetall(self.keys.seen_proposals)
-        expiries = dict(await self.r.zrange(self.keys.seen_expiry, 0, -1, withscores=True))
-        return {pid: (eid, float(expiries.get(pid, 0.0))) for pid, eid in entries.items()}
+        """Proposal id -> (entry id it was counted from, end of its window: the last end its
+        bucket may hold, at most SEEN_BUCKET later than its own)."""
+        k = self.keys
+        out: dict[str, tuple[str, float]] = {}
+        for key, end in await self.r.zrange(k.seen_buckets, 0, -1, withscores=True):
+            for pid, eid in (await self.r.hgetall(key)).items():
+                out[pid] = (eid, float(end))
+        # written before the buckets (an engine of an earlier version)
+        entries = await self.r.hgetall(k.seen_proposals)
+        if entries:
+            expiries = dict(await self.r.zrange(k.seen_expiry, 0, -1, withscores=True))
+            for pid, eid in entries.items():
+                out.setdefault(pid, (eid, float(expiries.get(pid, 0.0))))
+        return out
 
     async def seen_entries(self, proposal_ids: list[str]) -> dict[str, str]:
         """The entry id each of these proposal ids was counted from (if it was)."""
         if not proposal_ids:
             return {}
-        got = await self.r.hmget(self.keys.seen_proposals, proposal_ids)
-        return {pid: eid for pid, eid in zip(proposal_ids, got, strict=True) if eid}
+        k = self.keys
+        out: dict[str, str] = {}
+        for key in [*await self.r.zrange(k.seen_buckets, 0, -1), k.seen_proposals]:
+            got = await self.r.hmget(key, proposal_ids)
+            out.update((pid, eid) for pid, eid in zip(proposal_ids, got, strict=True) if eid)
+        return out
 
     async def persistence(self) -> tuple[bool | None, str]:
         """(does Redis keep its data across a restart?, one line saying how)."""
@@ -358,17 +385,22 @@ class Store:
                                 [w for sym, p in pf.marks.items() for w in (sym, repr(p))])
         return commands
 
-    def _seen_commands(self, seen: SeenIds | None, trim_before: float | None
-                       ) -> list[Command]:
-        """The expiry index of the seen ids (their hash is written by the fenced write's
-        script, from the pairs it checks) and the trim."""
+    def _trim_commands(self, trim_before: float | None) -> list[Command]:
+        """Drop the buckets of seen ids whose windows all ended before `trim_before` (and
+        such ids of the format before the buckets). The seen ids themselves are written by
+        the fenced write's script, from the pairs it checks."""
+        if trim_before is None:
+            return []
         k = self.keys
+        return [("RAWE.TRIM", k.seen_buckets, repr(trim_before), str(TRIM_PER_SAVE),
+                 k.seen_proposals, k.seen_expiry)]
+
+    def _seen_writes(self, seen: SeenIds) -> list[Command]:
+        """The seen ids as plain commands (a rewrite: nothing to check them against)."""
         commands: list[Command] = []
-        if seen:
-            commands += chunked("ZADD", k.seen_expiry, seen.ends)
-        if trim_before is not None:
-            commands.append(("RAWE.TRIM", k.seen_proposals, k.seen_expiry,
-                             repr(trim_before), str(TRIM_PER_SAVE)))
+        for key, end, pairs in seen.wire(self.keys):
+            commands += chunked("HSET", key, pairs)
+            commands.append(("ZADD", self.keys.seen_buckets, end, key))
         return commands
 
     async def save(self, col: Collective, fence: Token | None = None,
@@ -403,7 +435,7 @@ class Store:
         collective may change before `send` runs: the write holds its own words."""
         dirty = col.dirty
         commands = self._state_commands(col, lazy_votes=lazy_votes)
-        commands += self._seen_commands(seen, trim_before)
+        commands += self._trim_commands(trim_before)
         if acks is not None and acks[2]:
             stream, group, ids = acks
             commands += [("XACK", stream, group, *c[2:]) for c in chunked("IDS", "", ids)]
@@ -412,7 +444,7 @@ class Store:
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         col.dirty = Dirty(votes=votes)
         taken.votes -= votes
-        return Write(col, fence, commands, seen.pairs if seen else [],
+        return Write(col, fence, commands, seen.wire(self.keys) if seen else [],
                      [xadd_command(self.keys.dead_letter, d) for d in dead], verify, taken)
 
     async def send(self, write: Write) -> None:
@@ -441,8 +473,7 @@ class Store:
         ids = SeenIds()
         for pid, exp in seen.items():
             ids.add(pid, "-", exp)
-        commands += [*chunked("HSET", self.keys.seen_proposals, ids.pairs),
-                     *self._seen_commands(ids, None)]
+        commands += self._seen_writes(ids)
         outcome = await write_if_empty(self.r, self.keys, marker, owner, ttl_ms, epoch,
                                        commands)
         if outcome[0] != "taken":

@@ -191,19 +191,37 @@ class Token(NamedTuple):
         return f"{self.counter}/{self.epoch[:8]}"
 
 
+# Drop the buckets of seen ids whose windows have all ended (RAWE.TRIM buckets cutoff limit
+# legacy-hash legacy-zset): UNLINK frees a bucket off Redis' main thread. Ids of the format
+# before the buckets (one hash, one sorted set of ends) are trimmed the old way.
+_TRIM = """
+local function rawe_trim(index, cutoff, limit, hash, ends)
+  local old = redis.call('ZRANGEBYSCORE', index, '-inf', cutoff, 'LIMIT', 0, limit)
+  if #old > 0 then
+    redis.call('UNLINK', unpack(old))
+    redis.call('ZREM', index, unpack(old))
+  end
+  local ids = redis.call('ZRANGEBYSCORE', ends, '-inf', cutoff, 'LIMIT', 0, limit)
+  if #ids > 0 then
+    redis.call('HDEL', hash, unpack(ids))
+    redis.call('ZREM', ends, unpack(ids))
+  end
+end
+"""
 # Apply a list of commands atomically, after checking the fencing token. KEYS: fence,
-# fence epoch, state marker, seen hash. ARGV[1] = the token's counter ('' = no check),
-# ARGV[2] = its epoch, ARGV[3] = the body, JSON: [seen, commands], `seen` the flat pairs
-# (proposal id, entry id, ...) the write records as counted (written into the seen hash
-# once checked), `commands` lists of words. One JSON text instead of thousands of arguments:
-# msgspec writes it in C at ~20 ns a word, where packing each word as an argument costs
-# ~200 ns (hiredis) to ~1 us (redis-py). Then commands whose words may not be UTF-8 (dead
-# letters keep the original bytes) as arguments: a count n and the n words of one command,
-# and so on. Every check comes before the first write (a Lua error does not undo earlier
-# writes): a token that is not the current one is FENCED, or EMPTY when Redis lost the
-# collective's state (the marker is gone); a proposal id already counted from another entry
-# is DUPLICATE. XACK runs through pcall (a consumer group re-created under us must not abort
-# the rest); RAWE.TRIM hash zset cutoff limit drops ids whose window ended before cutoff.
+# fence epoch, state marker, index of the seen-id buckets. ARGV[1] = the token's counter
+# ('' = no check), ARGV[2] = its epoch, ARGV[3] = the body, JSON: [seen, commands], `seen`
+# per bucket [bucket key, last window end it may hold, flat pairs (proposal id, entry id,
+# ...)] the write records as counted (written into the bucket once checked, the bucket
+# into the index), `commands` lists of words. One JSON text instead of thousands of
+# arguments: msgspec writes it in C at ~20 ns a word, where packing each word as an
+# argument costs ~200 ns (hiredis) to ~1 us (redis-py). Then commands whose words may not
+# be UTF-8 (dead letters keep the original bytes) as arguments: a count n and the n words
+# of one command, and so on. Every check comes before the first write (a Lua error does
+# not undo earlier writes): a token that is not the current one is FENCED, or EMPTY when
+# Redis lost the collective's state (the marker is gone); a proposal id already counted
+# from another entry is DUPLICATE. XACK runs through pcall (a consumer group re-created
+# under us must not abort the rest); RAWE.TRIM: see _TRIM.
 _APPLY = """
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
@@ -211,19 +229,14 @@ while i <= #ARGV do
   if verb == 'XACK' then
     redis.pcall(unpack(ARGV, i + 1, i + n))
   elseif verb == 'RAWE.TRIM' then
-    local ids = redis.call('ZRANGEBYSCORE', ARGV[i + 3], '-inf', ARGV[i + 4], 'LIMIT', 0,
-                           ARGV[i + 5])
-    if #ids > 0 then
-      redis.call('HDEL', ARGV[i + 2], unpack(ids))
-      redis.call('ZREM', ARGV[i + 3], unpack(ids))
-    end
+    rawe_trim(ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
   else
     redis.call(unpack(ARGV, i + 1, i + n))
   end
   i = i + n + 1
 end
 """
-_FENCED_WRITE = """
+_FENCED_WRITE = _TRIM + """
 if ARGV[1] ~= '' then
   local current = redis.call('GET', KEYS[1])
   if current ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
@@ -235,30 +248,33 @@ if ARGV[1] ~= '' then
 end
 local body = cjson.decode(ARGV[3])
 local seen, cmds = body[1], body[2]
-for j = 1, #seen, 400 do  -- one HMGET per 200 ids, not an HGET each
-  local ids = {}
-  for k = j, math.min(j + 399, #seen), 2 do ids[#ids + 1] = seen[k] end
-  local known = redis.call('HMGET', KEYS[4], unpack(ids))
-  for n = 1, #ids do
-    local was = known[n]
-    if was and was ~= seen[j + 2 * n - 1] then
-      return redis.error_reply('DUPLICATE ' .. ids[n] .. ' was counted from ' .. was)
+for _, g in ipairs(seen) do  -- one HMGET per 200 ids, not an HGET each
+  local pairs = g[3]
+  for j = 1, #pairs, 400 do
+    local ids = {}
+    for k = j, math.min(j + 399, #pairs), 2 do ids[#ids + 1] = pairs[k] end
+    local known = redis.call('HMGET', g[1], unpack(ids))
+    for n = 1, #ids do
+      local was = known[n]
+      if was and was ~= pairs[j + 2 * n - 1] then
+        return redis.error_reply('DUPLICATE ' .. ids[n] .. ' was counted from ' .. was)
+      end
     end
   end
 end
-for j = 1, #seen, 400 do
-  redis.call('HSET', KEYS[4], unpack(seen, j, math.min(j + 399, #seen)))
+for _, g in ipairs(seen) do
+  local pairs = g[3]
+  for j = 1, #pairs, 400 do
+    redis.call('HSET', g[1], unpack(pairs, j, math.min(j + 399, #pairs)))
+  end
+  redis.call('ZADD', KEYS[4], g[2], g[1])
 end
 for _, cmd in ipairs(cmds) do
   local verb = cmd[1]
   if verb == 'XACK' then
     redis.pcall(unpack(cmd))
   elseif verb == 'RAWE.TRIM' then
-    local ids = redis.call('ZRANGEBYSCORE', cmd[3], '-inf', cmd[4], 'LIMIT', 0, cmd[5])
-    if #ids > 0 then
-      redis.call('HDEL', cmd[2], unpack(ids))
-      redis.call('ZREM', cmd[3], unpack(ids))
-    end
+    rawe_trim(cmd[2], cmd[3], cmd[4], cmd[5], cmd[6])
   else
     if verb == 'ZADD' then  -- scores sent as JSON numbers: exact text for Redis
       for k = 3, #cmd, 2 do
@@ -273,7 +289,7 @@ local i = 4
 # Write a whole state into a Redis that lost it, only while the state marker is absent, then
 # set the marker and take the lease if it is free. KEYS: marker, lease, fence, fence epoch.
 # ARGV: marker, owner, ttl ms, new epoch, then the commands.
-_WRITE_IF_EMPTY = """
+_WRITE_IF_EMPTY = _TRIM + """
 local existing = redis.call('GET', KEYS[1])
 if existing then
   return {'taken', existing}
@@ -310,7 +326,7 @@ def is_nogroup(exc: BaseException) -> bool:
 _BODY = None
 
 
-def _body(seen: list[str], commands: list[Command]) -> bytes:
+def _body(seen: list[tuple[str, str, list[str]]], commands: list[Command]) -> bytes:
     global _BODY
     if _BODY is None:
         import msgspec
@@ -320,12 +336,13 @@ def _body(seen: list[str], commands: list[Command]) -> bytes:
 
 
 async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: list[Command],
-                       *, seen: list[str] = (),  # type: ignore[assignment]
+                       *, seen: list[tuple[str, str, list[str]]] = (),  # type: ignore
                        raw: list[Command] = (),  # type: ignore[assignment]
                        verify: bool = False) -> None:
     """Run `commands` atomically in one round trip, only if the fence still holds `token`
-    and no proposal id in `seen` (flat: id, entry id, id, ...) was counted from another
-    entry; the pairs are then recorded in the seen hash. `commands` travel as one JSON text
+    and no proposal id in `seen` (per bucket: its key, the last window end it may hold,
+    flat pairs: id, entry id, id, ...; `SeenIds.wire`) was counted from another entry; the
+    pairs are then recorded in their buckets. `commands` travel as one JSON text
     (their words: text and numbers); `raw` commands as arguments, for words that may not be
     UTF-8 (dead letters).
 
@@ -347,7 +364,7 @@ async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: l
         script = client.register_script(_FENCED_WRITE)
         client._rawe_fenced_write = script
     try:
-        await script(keys=[keys.fence, keys.fence_epoch, keys.marker, keys.seen_proposals],
+        await script(keys=[keys.fence, keys.fence_epoch, keys.marker, keys.seen_buckets],
                      args=args)
     except rex.ResponseError as exc:
         text = str(exc)
