@@ -83,7 +83,11 @@ async def run(a: argparse.Namespace) -> None:
         c0, r0, w0 = time.process_time(), redis_cpu(r), time.perf_counter()
         total = 0
         while total < a.proposals:
-            total += await consumer.poll(time.time, block_ms=None)
+            if a.pipelined:  # as `rawe consensus` reads (ProposalConsumer.poll_ahead)
+                total += await consumer.poll_ahead(time.time, block_ms=None, count=a.count)
+            else:
+                total += await consumer.poll(time.time, block_ms=None, count=a.count)
+        await consumer.settle()
         c1, r1, w1 = time.process_time(), redis_cpu(r), time.perf_counter()
         if profile is not None:
             profile.disable()
@@ -108,6 +112,9 @@ def main() -> None:
                                                           "redis://127.0.0.1:6379/0"))
     ap.add_argument("--proposals", type=int, default=30_000)
     ap.add_argument("--profile", default="", help="cProfile the drain into this file")
+    ap.add_argument("--count", type=int, default=2000, help="XREADGROUP COUNT")
+    ap.add_argument("--pipelined", action="store_true",
+                    help="read ahead and write behind, as rawe consensus does (poll_ahead)")
     a = ap.parse_args()
     a.proposals -= a.proposals % 3
     asyncio.run(run(a))

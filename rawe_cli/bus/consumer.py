@@ -151,6 +151,7 @@ class ProposalConsumer:
         entries, arrived = await task
         if entries:  # under load: ask for the next batch now
             self._next_read = asyncio.ensure_future(self._read(count, block_ms, now))
+            await asyncio.sleep(0)  # let it send the request before the CPU work begins
         await self.apply(entries, arrived, behind=True)
         return len(entries)
 

@@ -435,6 +435,13 @@ class Store:
         collective may change before `send` runs: the write holds its own words."""
         dirty = col.dirty
         commands = self._state_commands(col, lazy_votes=lazy_votes)
+        # Ledger entries (JSON texts, ~600 bytes each) travel as arguments: inside the JSON
+        # body every quote of theirs is escaped, and unescaping cost Redis more than the
+        # whole HSET from arguments (benchmarks/README.md).
+        ledger = self.keys.decisions
+        raw = [c for c in commands if c[0] == "HSET" and c[1] == ledger]
+        if raw:
+            commands = [c for c in commands if not (c[0] == "HSET" and c[1] == ledger)]
         commands += self._trim_commands(trim_before)
         if acks is not None and acks[2]:
             stream, group, ids = acks
@@ -444,8 +451,9 @@ class Store:
         votes = dirty.votes - (dirty.agents if lazy_votes else dirty.agents | dirty.votes)
         col.dirty = Dirty(votes=votes)
         taken.votes -= votes
-        return Write(col, fence, commands, seen.wire(self.keys) if seen else [],
-                     [xadd_command(self.keys.dead_letter, d) for d in dead], verify, taken)
+        raw += [xadd_command(self.keys.dead_letter, d) for d in dead]
+        return Write(col, fence, commands, seen.wire(self.keys) if seen else [], raw, verify,
+                     taken)
 
     async def send(self, write: Write) -> None:
         """`save`'s second half: the prepared write, atomically and fenced. If it does not

@@ -216,11 +216,11 @@ end
 # into the index), `commands` lists of words. One JSON text instead of thousands of
 # arguments: msgspec writes it in C at ~20 ns a word, where packing each word as an
 # argument costs ~200 ns (hiredis) to ~1 us (redis-py). Then commands whose words may not
-# be UTF-8 (dead letters keep the original bytes) as arguments: a count n and the n words
-# of one command, and so on. Every check comes before the first write (a Lua error does
-# not undo earlier writes): a token that is not the current one is FENCED, or EMPTY when
-# Redis lost the collective's state (the marker is gone); a proposal id already counted
-# from another entry is DUPLICATE. XACK runs through pcall (a consumer group re-created
+# be UTF-8 (dead letters keep the original bytes) or are long JSON texts (ledger entries) as
+# arguments: a count n and the n words of one command, and so on. Every check comes before
+# the first write (a Lua error does not undo earlier writes): a token that is not the
+# current one is FENCED, or EMPTY when Redis lost the collective's state (the marker is
+# gone); a proposal id already counted from another entry is DUPLICATE. XACK runs through pcall (a consumer group re-created
 # under us must not abort the rest); RAWE.TRIM: see _TRIM.
 _APPLY = """
 while i <= #ARGV do
@@ -344,7 +344,8 @@ async def fenced_write(client: Any, keys: Keys, token: Token | None, commands: l
     flat pairs: id, entry id, id, ...; `SeenIds.wire`) was counted from another entry; the
     pairs are then recorded in their buckets. `commands` travel as one JSON text
     (their words: text and numbers); `raw` commands as arguments, for words that may not be
-    UTF-8 (dead letters).
+    UTF-8 (dead letters) and long JSON texts (ledger entries: escaped inside the body, they
+    cost Redis more to unescape than to take as arguments).
 
     Raises Fenced when another engine has taken over since, RedisLost when Redis lost the
     collective's state, StateDiverged on a proposal counted twice. With `verify`, the token
