@@ -220,8 +220,8 @@ end
 # arguments: a count n and the n words of one command, and so on. Every check comes before
 # the first write (a Lua error does not undo earlier writes): a token that is not the
 # current one is FENCED, or EMPTY when Redis lost the collective's state (the marker is
-# gone); a proposal id already counted from another entry is DUPLICATE. XACK runs through pcall (a consumer group re-created
-# under us must not abort the rest); RAWE.TRIM: see _TRIM.
+# gone); a proposal id already counted from another entry is DUPLICATE. XACK runs through
+# pcall (a consumer group re-created under us must not abort the rest); RAWE.TRIM: _TRIM.
 _APPLY = """
 while i <= #ARGV do
   local n = tonumber(ARGV[i])
