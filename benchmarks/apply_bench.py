@@ -22,6 +22,7 @@ import uuid
 import redis
 
 from rawe_cli.app.runtime import make_learner, make_scheme
+from rawe_cli.app.services import settle_heap
 from rawe_cli.brokers.paper import PaperBroker
 from rawe_cli.bus import codec
 from rawe_cli.bus.consumer import ProposalConsumer
@@ -74,6 +75,7 @@ async def run(a: argparse.Namespace) -> None:
         consumer = ProposalConsumer(Bus(client, keys), store, col, consumer="bench")
         await consumer.commit(now)
         await consumer.start()
+        settle_heap()  # as `rawe consensus` does after its start-up
         profile = None
         if a.profile:
             import cProfile

@@ -38,6 +38,7 @@ from rawe_cli.models import (
     Bar,
     ClosedTrade,
     Decision,
+    Direction,
     Order,
     OrderStatus,
     OrderUpdate,
@@ -59,6 +60,9 @@ FLATTENED = "flattened"  # an opposite decision that closed the held position
 SKIPPED = "skipped"  # not traded: risk, market closed
 REJECTED = "rejected"  # the broker refused the order
 FINAL = frozenset((CLOSED, FLATTENED, SKIPPED, REJECTED))  # nothing will change any more
+
+
+_SIDE_WORD = {d: d.value for d in Direction}  # (an enum's .value is a slow property)
 
 
 @dataclass(slots=True)
@@ -83,10 +87,10 @@ class LedgerEntry:
     def line(self) -> str:
         """One log line: what was decided, by whom, and what became of it."""
         d = self.decision
-        return (f"decision {d.id} {d.asset} {d.direction.value} size={d.size:.4f} "
+        text = (f"decision {d.id} {d.asset} {_SIDE_WORD[d.direction]} size={d.size:.4f} "
                 f"long={d.long_weight:.2f} short={d.short_weight:.2f} "
-                f"agents={','.join(d.agents)} -> {self.status}"
-                + (f" ({self.reason})" if self.reason else ""))
+                f"agents={','.join(d.agents)} -> {self.status}")
+        return f"{text} ({self.reason})" if self.reason else text
 
     def to_dict(self) -> dict[str, Any]:
         d = self.decision
@@ -346,7 +350,8 @@ class Collective:
             self.on_decision(self.ledger[decision.id])
 
     def _open_or_flatten(self, decision: Decision, now: float) -> None:
-        if any(p.order.asset == decision.asset for p in self.pending.values()):
+        pending = self.pending
+        if pending and any(p.order.asset == decision.asset for p in pending.values()):
             # a broker that fills later (Alpaca) still works on an order for this asset
             self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED,
                                      reason="an order on the asset is still under way"))
@@ -364,11 +369,11 @@ class Collective:
             return
         # Opening orders under way (a broker that fills later, or written ahead and not sent
         # yet) count against the limits as the positions they will become.
-        coming = [p for p in self.pending.values() if p.decision is not None
-                  and p.order.asset not in self.portfolio.positions]
+        coming = [p for p in pending.values() if p.decision is not None
+                  and p.order.asset not in self.portfolio.positions] if pending else []
         sizing = size_order(decision, self.portfolio, self.limits, pending_count=len(coming),
                             pending_notional=sum(p.order.qty * p.order.reference_price
-                                                 for p in coming))
+                                                 for p in coming) if coming else 0)
         reason = blocked or sizing.reason
         if reason:
             self._record(LedgerEntry(decision, SKIPPED, OrderStatus.SKIPPED, reason=reason))

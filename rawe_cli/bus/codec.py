@@ -404,11 +404,11 @@ _LEDGER = msgspec.json.Encoder()
 def ledger_to_json(entry: LedgerEntry) -> str:
     """The ledger entry as stored: the JSON of `entry.to_dict()`, keys sorted, compact."""
     d = entry.decision
-    return _LEDGER.encode(_LedgerJson(
-        d.agents, d.asset, entry.avg_price, entry.closed_at, d.direction.value,
+    return _LEDGER.encode(_LedgerJson(  # (msgspec writes a StrEnum as its value)
+        d.agents, d.asset, entry.avg_price, entry.closed_at, d.direction,
         entry.exit_price, entry.exit_reason, entry.fee, entry.fence, entry.filled_qty,
         d.horizon, d.id, d.long_weight, d.opponent_proposal_ids, d.opponents,
-        entry.order_status.value, entry.pnl, d.proposal_ids, entry.reason, d.short_weight,
+        entry.order_status, entry.pnl, d.proposal_ids, entry.reason, d.short_weight,
         d.size, entry.status, d.stop_loss, d.take_profit, d.threshold, d.timestamp,
         d.weights)).decode()
 

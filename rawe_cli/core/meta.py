@@ -127,7 +127,7 @@ class MetaGate:
 
     def verdict(self, decision: Decision, regime: str | None, total_weight: float) -> Verdict:
         mean = self.start  # before any outcome: explore
-        cell = Cell()
+        cell = _NO_OUTCOMES
         sd = 0.0
         for key in self._keys(decision, regime, total_weight):
             cell = self.cells.get(key) or _NO_OUTCOMES
