@@ -10,7 +10,7 @@ end; nothing else in the Redis is touched):
 
 1. **Limit**: the same publisher processes (the project's codec, redis-py pipelined XADD in
    batches, exactly as below) against one bare consumer process that loops XREADGROUP (COUNT
-   500, like the engine) -> touch the fields -> XACK. Nothing else.
+   2000, like the engine) -> touch the fields -> XACK. Nothing else.
 2. **Throughput**: the same publishers against a real `rawe consensus` subprocess (paper
    broker, threshold 3, window 30 s). Agents are registered in the agents hash first. Each
    publisher owns its agents (groups of 3) and its assets, and publishes each group's three
@@ -67,7 +67,7 @@ from rawe_cli.models import Direction, Proposal
 
 ROOT = Path(__file__).resolve().parent.parent
 GROUP_SIZE = 3  # agents agreeing per decision (threshold 3, weight 1 each)
-READ_COUNT = 2000  # the engine's XREADGROUP COUNT (ProposalConsumer.poll)
+READ_COUNT = 2000  # the engine's XREADGROUP COUNT (ConsensusService's poll_ahead)
 
 
 # -- publishers --------------------------------------------------------------------------------
@@ -501,6 +501,11 @@ def report(a: argparse.Namespace, limits: list[Run], ours: list[Run], decisions:
     print()
     print(f"memory: {memory[0]:,.0f} bytes of engine RSS per live vote ({memory[1]:,} live "
           f"votes, each on an asset of its own)")
+    print()
+    shares = ", ".join(f"{100 * o.rate / x.rate:.0f}%" for x, o in zip(limits, ours,
+                                                                         strict=True))
+    print(f"share of the limit run by run (each engine run against the limit run just "
+          f"before it): {shares}")
     print()
     print(f"targets: throughput >= 60% of the limit: {'met' if our >= 0.6 * lim else 'MISSED'}"
           f" ({100 * our / lim:.0f}%); p99 < 5 ms at {a.rate:,.0f}/s: "

@@ -35,7 +35,7 @@ from rawe_cli.app.runtime import (
 )
 from rawe_cli.brokers.base import Broker
 from rawe_cli.bus import archive, codec
-from rawe_cli.bus.consumer import ProposalConsumer
+from rawe_cli.bus.consumer import BATCH, ProposalConsumer
 from rawe_cli.bus.keys import Keys
 from rawe_cli.bus.lease import RENEWED, STATE_GONE, Lease, new_epoch
 from rawe_cli.bus.store import Store, apply_tallies, shard_layout
@@ -278,7 +278,7 @@ class ConsensusService:
                 if mono - last_market >= 0.02:  # bars come seconds apart: 20 ms is plenty
                     last_market = mono
                     market_last = await self._follow_market(bus, market_last, consumer)
-                got_n = await consumer.poll_ahead(self._now, block_ms=100, count=2000)
+                got_n = await consumer.poll_ahead(self._now, block_ms=100, count=BATCH)
                 if events:
                     col.poll_orders(self._now())
                 if 0 < got_n < 64:

@@ -46,6 +46,10 @@ from rawe_cli.models import Decision
 _COUNTED = (cs.ACCEPTED, cs.DECIDED, cs.SUPPRESSED)  # statuses that mark an id as seen
 MISS_TTL = 1.0  # an agent looked up and not found is not looked up again for this long
 LOOKUPS_PER_SECOND = 200  # at most, for agents not known yet (a flood costs no more)
+# XREADGROUP COUNT of the serving loop (`poll_ahead`): a larger batch spreads each round
+# trip, script call and write over more proposals; a smaller one would wait less at low
+# rates, but there the batches are small anyway.
+BATCH = 2000
 
 
 @dataclass(slots=True)
