@@ -15,13 +15,17 @@ counts them again; a decision already in the ledger has the same deterministic i
 never executed twice.
 
 A proposal id counts once, across restarts too: every id a write counts is recorded in Redis
-(`<ns>:seen`, with the entry id it came from, dropped after its window) in the same fenced
-write, which refuses an id already counted from another entry; a restored engine loads them.
+(`<ns>:seen:<bucket>`, with the entry id it came from, dropped after its window) in the same
+fenced write, which refuses an id already counted from another entry; a restored engine
+loads them.
 A reclaimed entry whose id was counted from that very entry is a live vote, not a duplicate.
 
 Orders are written ahead: the collective keeps the orders it decides (`Collective.outbox`);
 they are sent only after the write that records their decisions, and the fills are saved by
 a second write. An engine that lost its lease fails the first write and sends nothing.
+
+`rawe consensus` reads through `poll_ahead`: a pipeline of one read ahead and one write on
+its way, with the same order of effects (see there).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from rawe_cli.bus import codec
 from rawe_cli.bus.keys import CONSENSUS_GROUP
@@ -50,6 +54,16 @@ LOOKUPS_PER_SECOND = 200  # at most, for agents not known yet (a flood costs no 
 # trip, script call and write over more proposals; a smaller one would wait less at low
 # rates, but there the batches are small anyway.
 BATCH = 2000
+
+
+class _Prepared(NamedTuple):
+    """A write made ready (`_prepare`) with what it carries, to keep if it fails."""
+
+    write: Write
+    acks: list[str]
+    seen: SeenIds
+    dead: list[dict[str, str]]
+    orders: list[str]  # client order ids it records, sent once it is saved
 
 
 @dataclass(slots=True)
@@ -356,8 +370,7 @@ class ProposalConsumer:
             self._unsaved_seen.extend(seen)
 
     def _prepare(self, now: float, acks: list[str], seen: SeenIds | None, *,
-                 verify: bool) -> tuple[Write, list[str], SeenIds, list[dict[str, str]],
-                                        list[str]]:
+                 verify: bool) -> _Prepared:
         """The fenced write of everything not saved yet, with the acks, seen ids and dead
         letters, and the orders it records (write-ahead: sent once it is saved)."""
         dead, self.dead = self.dead, []
@@ -373,10 +386,9 @@ class ProposalConsumer:
         write = self.store.prepare(self.col, self.fence, (self.stream, self.group, acks),
                                    seen=seen, dead=dead, trim_before=trim, lazy_votes=True,
                                    verify=verify)
-        return write, acks, seen, dead, list(self.col.outbox)
+        return _Prepared(write, acks, seen, dead, list(self.col.outbox))
 
-    async def _send(self, prepared: tuple[Write, list[str], SeenIds, list[dict[str, str]],
-                                          list[str]], now: float) -> None:
+    async def _send(self, prepared: _Prepared, now: float) -> None:
         write, acks, seen, dead, orders = prepared
         try:
             await self.store.send(write)
@@ -387,8 +399,7 @@ class ProposalConsumer:
             raise
         await self.send_orders(now, orders)
 
-    async def _finish(self, prepared: tuple[Write, list[str], SeenIds, list[dict[str, str]],
-                                            list[str]], now: float,
+    async def _finish(self, prepared: _Prepared, now: float,
                       decisions: list[Decision]) -> None:
         try:
             await self._send(prepared, now)
