@@ -118,6 +118,71 @@ def test_a_write_that_fails_on_its_way_loses_nothing(redis_url, namespace):
     asyncio.run(go())
 
 
+def test_the_fills_write_of_a_batch_holds_nothing_of_the_next(redis_url, namespace):
+    """Batch 1's orders are sent and their fills saved while batch 2 is already applied in
+    memory: that save must not carry batch 2's decisions (they would reach Redis without
+    their seen ids and acks). Batch 2's own write fails here: Redis must hold batch 1 only,
+    and the next write then records batch 2 whole."""
+
+    async def go() -> None:
+        client = await connect(redis_url)
+        _, consumer = await engine(client, namespace)
+        real_send = consumer.store.send
+        calls = {"n": 0}
+
+        async def third_fails(write):  # type: ignore[no-untyped-def]
+            calls["n"] += 1  # 1: batch 1, 2: its fills, 3: batch 2
+            if calls["n"] == 3:
+                raise rex.ConnectionError("connection reset (test)")
+            await real_send(write)
+
+        consumer.store.send = third_fails  # type: ignore[method-assign]
+        await publish(client, namespace, "AAPL")
+        second = await publish(client, namespace, "MSFT")
+        await consumer.poll_ahead(time.time, count=3)
+        await consumer.poll_ahead(time.time, count=3)  # batch 2 applied; batch 1 settles
+        with pytest.raises(rex.ConnectionError):
+            await consumer.settle()
+        stored = await ledger(client, namespace)
+        assert [d["asset"] for d in stored.values()] == ["AAPL"]
+        assert next(iter(stored.values()))["status"] == "open"  # batch 1's fill was saved
+        assert await Store(client, Keys(namespace)).seen_entries(second) == {}
+        await consumer.commit(time.time())
+        stored = await ledger(client, namespace)
+        assert sorted(d["asset"] for d in stored.values()) == ["AAPL", "MSFT"]
+        assert set(await Store(client, Keys(namespace)).seen_entries(second)) == set(second)
+        assert await pending(client, namespace) == 0
+        await client.aclose()
+
+    asyncio.run(go())
+
+
+def test_a_batch_read_ahead_before_an_outage_is_applied_after_it(redis_url, namespace):
+    """The read ahead had its reply when Redis went away; the engine abandons the pipeline.
+    Those entries are pending under this consumer, where nobody else claims them:
+    `recover_own` applies them, and not the live votes pending beside them."""
+
+    async def go() -> None:
+        client = await connect(redis_url)
+        col, consumer = await engine(client, namespace)
+        lone = Proposal(f"p-{uuid.uuid4().hex[:10]}", "a", "TSLA", Direction.LONG, 0.1, 0.0,
+                        0.5, "", "manual", time.time())
+        await client.xadd(Keys(namespace).proposals, codec.encode_proposal(lone))
+        await publish(client, namespace, "AAPL")
+        await publish(client, namespace, "MSFT")
+        await consumer.poll_ahead(time.time, count=4)  # TSLA (live) and AAPL, MSFT ahead
+        await asyncio.sleep(0.05)  # the read ahead has its reply
+        assert await consumer.abandon() is None  # batch 1's write went through
+        assert await pending(client, namespace) == 4  # TSLA live, MSFT read and not applied
+        assert await consumer.recover_own(time.time()) == 3
+        assert sorted(e.decision.asset for e in col.ledger.values()) == ["AAPL", "MSFT"]
+        assert await pending(client, namespace) == 1  # the live TSLA vote, counted once
+        assert col.engine.stats["accepted"] == 7
+        await client.aclose()
+
+    asyncio.run(go())
+
+
 def test_a_fence_taken_while_a_write_is_on_its_way_sends_nothing(redis_url, namespace):
     async def go() -> None:
         client = await connect(redis_url)

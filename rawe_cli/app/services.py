@@ -310,7 +310,10 @@ class ConsensusService:
                     self.on_refresh(snapshot(col, self.state, consumer))
             except (*connection_errors(), RedisLost) as exc:
                 self._release_lines()  # what it says while Redis is away shows at once
-                await consumer.abandon()
+                failed = await consumer.abandon()
+                if failed is not None and not isinstance(failed, (*connection_errors(),
+                                                                  RedisLost)):
+                    raise failed from exc  # the write on its way was fenced, or diverged
                 market_last = await self._recover(client, exc, time.monotonic(), lease,
                                                   consumer, store, market_last)
             except BaseException:
@@ -329,8 +332,14 @@ class ConsensusService:
         away again meanwhile starts the recovery over (from the first failure's time)."""
         while True:
             try:
-                return await self._recover_once(client, exc, failed_at, lease, consumer,
+                last = await self._recover_once(client, exc, failed_at, lease, consumer,
                                                 store, market_last)
+                # what was delivered to this engine and never applied (a read cancelled, or
+                # a reply lost with the connection): nobody else would claim it
+                taken = await consumer.recover_own(self._now())
+                if taken:
+                    self.say(f"applied {taken} proposals read before the outage")
+                return last
             except (*connection_errors(), RedisLost) as again:
                 exc = again
 

@@ -31,7 +31,6 @@ its way, with the same order of effects (see there).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -42,7 +41,7 @@ from rawe_cli.bus import codec
 from rawe_cli.bus.keys import CONSENSUS_GROUP
 from rawe_cli.bus.store import SEEN_BUCKET, SeenIds, Store, Write
 from rawe_cli.bus.streams import Bus, Entry, Token, dead_letter_fields
-from rawe_cli.collective import Collective
+from rawe_cli.collective import Collective, Dirty
 from rawe_cli.core import consensus as cs
 from rawe_cli.errors import CodecError, RaweError
 from rawe_cli.models import Decision
@@ -185,25 +184,48 @@ class ProposalConsumer:
         if task is not None:
             await task
 
-    async def abandon(self) -> None:
-        """Stop the pipeline without applying anything more (standing by, stopping): a
-        batch read ahead stays pending on the stream (this engine's reclaim, or another
-        engine's claim, takes it); the write on its way is waited for, errors ignored."""
+    async def abandon(self) -> BaseException | None:
+        """Stop the pipeline without applying anything more (Redis away, standing by): the
+        read ahead is cancelled, and what it had read stays pending under this consumer
+        (`recover_own` after an outage, or a reclaim at the next start, applies it); the
+        write on its way is waited for. Returns what that write raised, if it failed (its
+        acks, seen ids and state are kept for the next write)."""
         read, self._next_read = self._next_read, None
         if read is not None:
             read.cancel()
-            with contextlib.suppress(BaseException):
-                await read
-        with contextlib.suppress(BaseException):
-            await self.settle()
+            await asyncio.wait({read})  # (raises nothing of the read's own)
+            if not read.cancelled():
+                read.exception()  # retrieved: a failed read-ahead is no news
+        task, self._inflight = self._inflight, None
+        if task is None:
+            return None
+        await asyncio.wait({task})
+        return None if task.cancelled() else task.exception()
 
     async def finish_reads(self, now: float) -> None:
         """Apply the batch read ahead, if any, and wait for the writes (a clean stop)."""
         read, self._next_read = self._next_read, None
-        if read is not None:
-            entries, _ = await read
-            await self.apply(entries, now)
-        await self.settle()
+        try:
+            if read is not None:
+                entries, _ = await read
+                await self.apply(entries, now)
+        finally:
+            await self.settle()
+
+    async def recover_own(self, now: float) -> int:
+        """After an outage that Redis survived with its data: apply the entries this consumer
+        was delivered and never applied (a read ahead cancelled, or a reply lost with the
+        connection). They are pending under this consumer, where nobody else claims them;
+        the live votes and the entries whose acks wait for the next write are not
+        re-applied."""
+        known = set(self._live.values())
+        known.update(self._unsaved_acks)
+        entries = [e for e in await self.bus.own_pending(self.stream, self.group,
+                                                           self.consumer)
+                   if e[0] not in known]
+        self.stats.reclaimed += len(entries)
+        await self.apply(entries, now, redelivered=True)
+        return len(entries)
 
     async def drain(self, now: float) -> int:
         """Read until the stream has nothing new (no blocking)."""
@@ -342,7 +364,11 @@ class ProposalConsumer:
         # one atomic, fenced write. A batch that was read is always checked against the
         # fence: an engine deposed while it had nothing to write must learn it now.
         if not behind:
-            await self.commit(now, to_ack, seen, verify=bool(entries))
+            try:
+                await self.commit(now, to_ack, seen, verify=bool(entries))
+            except BaseException:
+                self._unreported += decisions  # told after the write that saves them
+                raise
             self._report(decisions)
             return
         try:
@@ -424,10 +450,19 @@ class ProposalConsumer:
 
     async def send_orders(self, now: float, orders: list[str] | None = None) -> None:
         """Send what the saved state records as decided and not sent (`orders`: those of
-        one write, by client order id; None: all), then save the fills."""
-        if self.col.outbox and (orders is None or orders):
-            self.col.send_orders(now, orders)
-            await self.store.save(self.col, self.fence, lazy_votes=True)
+        one write, by client order id; None: all), then save the fills: only what sending
+        changed. Pipelined, the next batch may already be applied in memory; its state must
+        reach Redis only with its own seen ids and acks, in its own write."""
+        col = self.col
+        if not col.outbox or (orders is not None and not orders):
+            return
+        rest, col.dirty = col.dirty, Dirty()
+        try:
+            col.send_orders(now, orders)
+            write = self.store.prepare(col, self.fence, lazy_votes=True)
+        finally:
+            col.dirty.merge(rest)
+        await self.store.send(write)
 
     def _expired(self, now: float) -> list[str]:
         """Entries of votes whose window has ended, from the oldest vote on. The scan stops
