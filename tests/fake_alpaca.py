@@ -221,12 +221,14 @@ class FakeAlpaca:
             return
         listen = json.loads(conn.recv())
         streams = (listen.get("data") or {}).get("streams", [])
+        listening = "trade_updates" in streams
+        if listening:  # subscribed before it is confirmed, as a server does: an update made
+            with self.lock:  # right after the client hears "listening" reaches it
+                self.streams.append(conn)
+                self.stream_connections += 1
         conn.send(json.dumps({"stream": "listening", "data": {"streams": streams}}).encode())
-        if "trade_updates" not in streams:
+        if not listening:
             return
-        with self.lock:
-            self.streams.append(conn)
-            self.stream_connections += 1
         try:
             for _ in conn:  # until the client goes (nothing else is expected from it)
                 pass

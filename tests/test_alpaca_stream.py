@@ -55,7 +55,13 @@ def make(fake: FakeAlpaca, lines: list[str]) -> Iterator[Callable[..., Streaming
                            backoff=0, rate_limit=kw.pop("rate_limit", 100_000.0))
         broker = StreamingAlpacaBroker(AlpacaBroker(cfg, say=lines.append),
                                        say=lines.append, **kw)
+        before = fake.stream_connections
         made.append(broker.start())
+        # alpaca-py is "up" once it has sent `listen`, before the server has read it (its
+        # catch-up covers that gap for real): let the fake subscribe it before a test trades
+        deadline = time.monotonic() + 5.0
+        while broker.up and fake.stream_connections == before and time.monotonic() < deadline:
+            time.sleep(0.005)
         return broker
 
     yield build
@@ -195,6 +201,9 @@ def test_fills_while_the_stream_is_down_are_caught_up_once(
     fake.stream_drop(1011)
     until(col, T0 + 2, lambda: not broker.up)
     assert sum("trade-update stream down" in line for line in lines) == 1
+    # the poll at the drop has read both (still open) before they fill: on a busy machine it
+    # could come after the fills, and tell the engine before the stream is back
+    until(col, T0 + 2, lambda: fake.order_reads(a.id) >= 1 and fake.order_reads(b.id) >= 1)
     fake.release([1.0], only={a.id})  # filled while nobody listens
     fake.release([0.5, 1.0], only={b.id})  # in two fills, while down
     until(col, T0 + 2, lambda: float(fake_order(fake, a.id)["filled_qty"]) > 0
