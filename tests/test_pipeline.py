@@ -44,6 +44,20 @@ async def pending(client, ns: str) -> int:  # type: ignore[no-untyped-def]
     return int((await client.xpending(Keys(ns).proposals, CONSENSUS_GROUP))["pending"])
 
 
+def fail_send(consumer, which: int) -> None:  # type: ignore[no-untyped-def]
+    """The consumer's `which`-th write (1-based) does not reach Redis; the others do."""
+    real_send = consumer.store.send
+    calls = {"n": 0}
+
+    async def send(write):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == which:
+            raise rex.ConnectionError("connection reset (test)")
+        await real_send(write)
+
+    consumer.store.send = send
+
+
 async def engine(client, ns: str):  # type: ignore[no-untyped-def]
     got = await Lease(client, Keys(ns), "e", 60_000).try_acquire()
     assert got.token is not None
@@ -84,16 +98,7 @@ def test_a_write_that_fails_on_its_way_loses_nothing(redis_url, namespace):
     async def go() -> None:
         client = await connect(redis_url)
         col, consumer = await engine(client, namespace)
-        real_send = consumer.store.send
-        calls = {"n": 0}
-
-        async def flaky(write):  # type: ignore[no-untyped-def]
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise rex.ConnectionError("connection reset (test)")
-            await real_send(write)
-
-        consumer.store.send = flaky  # type: ignore[method-assign]
+        fail_send(consumer, 1)
         first = await publish(client, namespace, "AAPL")
         second = await publish(client, namespace, "MSFT")
         # batch 1 applied, batch 2 read ahead; batch 1's write fails on its way
@@ -127,16 +132,7 @@ def test_the_fills_write_of_a_batch_holds_nothing_of_the_next(redis_url, namespa
     async def go() -> None:
         client = await connect(redis_url)
         _, consumer = await engine(client, namespace)
-        real_send = consumer.store.send
-        calls = {"n": 0}
-
-        async def third_fails(write):  # type: ignore[no-untyped-def]
-            calls["n"] += 1  # 1: batch 1, 2: its fills, 3: batch 2
-            if calls["n"] == 3:
-                raise rex.ConnectionError("connection reset (test)")
-            await real_send(write)
-
-        consumer.store.send = third_fails  # type: ignore[method-assign]
+        fail_send(consumer, 3)  # 1: batch 1, 2: its fills, 3: batch 2
         await publish(client, namespace, "AAPL")
         second = await publish(client, namespace, "MSFT")
         await consumer.poll_ahead(time.time, count=3)
@@ -240,3 +236,30 @@ def test_held_lines_are_written_at_the_next_flush() -> None:
     assert out.flushes == 1 and out.getvalue() == "one\ntwo\nthree\n"
     say.flush()
     assert out.flushes == 2
+
+
+def test_settling_the_heap_again_lets_the_previous_garbage_go() -> None:
+    """After standing by, the engine settles the heap again: what the first call froze and is
+    garbage now (the previous collective's cycles) must be collected, not kept for good."""
+    import gc
+    import weakref
+
+    from rawe_cli.app.services import settle_heap
+
+    class Node:
+        other: object = None
+
+    before = gc.get_threshold()
+    try:
+        a, b = Node(), Node()
+        a.other, b.other = b, a  # a cycle: only the collector frees it
+        gone = weakref.ref(a)
+        settle_heap()  # frozen with everything alive now
+        del a, b
+        gc.collect()
+        assert gone() is not None  # frozen objects are not scanned
+        settle_heap()
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
